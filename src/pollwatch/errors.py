@@ -1,0 +1,115 @@
+"""Every error a user can trigger, in one place.
+
+Hierarchy::
+
+    PollwatchError                 base of everything pollwatch raises on purpose
+    ├── SettingsError              a setting or config file is wrong
+    ├── InputError                 a file given to pollwatch cannot be read as asked
+    │   ├── FormatError            wrong encoding, not a table, empty, zip holds something else
+    │   ├── ColumnError            a required column is missing or unknown
+    │   ├── CountError             a cell holds a non-numeric or negative count
+    │   ├── MappingError           a mapping file is invalid (typo, unknown key, bad type)
+    │   └── SchemaError            a document fails its schema (NIST SP 1500-100)
+    ├── StoreError                 the local store refuses (unknown election, conflict)
+    ├── DatasetError               a public dataset cannot be fetched or fails its checksum
+    └── RegistryError              an unknown importer / method / dataset name
+
+Every message says what was wrong, where (file, row, column, parameter) and how to fix it;
+the CLI prints it as one line and exits non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ColumnError",
+    "CountError",
+    "DatasetError",
+    "FormatError",
+    "InputError",
+    "MappingError",
+    "PollwatchError",
+    "RegistryError",
+    "SchemaError",
+    "SettingsError",
+    "StoreError",
+]
+
+
+class PollwatchError(Exception):
+    """Base class: a problem a user can fix, with a one-line message and a hint."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """The message and the hint on one line, as the CLI shows it."""
+        text = self.message.replace("\n", " ")
+        if self.hint:
+            text = f"{text} ({self.hint.replace(chr(10), ' ')})"
+        return text
+
+
+class SettingsError(PollwatchError):
+    """A setting, environment variable or config file value is wrong."""
+
+
+class InputError(PollwatchError):
+    """A file cannot be read as asked; names the file, row and column where known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.row = row
+        self.column = column
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        prefix = ": ".join([", ".join(where)]) + ": " if where else ""
+        super().__init__(prefix + message, hint=hint)
+
+
+class FormatError(InputError):
+    """The file is not what it claims: wrong encoding, empty, not a table, wrong zip content."""
+
+
+class ColumnError(InputError):
+    """A required column is missing, or a named column does not exist."""
+
+
+class CountError(InputError):
+    """A cell holds a value that is not a non-negative count."""
+
+
+class MappingError(InputError):
+    """A mapping file is invalid: unknown key, wrong type, a column it names is absent."""
+
+
+class SchemaError(InputError):
+    """A document fails validation against its published schema."""
+
+
+class StoreError(PollwatchError):
+    """The local store refuses an operation (unknown election, conflicting re-import)."""
+
+
+class DatasetError(PollwatchError):
+    """A registered public dataset cannot be fetched, or its checksum does not match."""
+
+
+class RegistryError(PollwatchError):
+    """An unknown name was asked of a registry (importer, method, dataset)."""

@@ -1,0 +1,179 @@
+"""The importer seam: one small interface, one registry.
+
+An importer turns a source file into an :class:`~pollwatch.results.model.Election`:
+
+* ``detect(path) -> float`` says how confident it is (0 to 1) that it can read the file; it
+  only peeks, and never raises.
+* ``read(path, *, mapping=None, options=None) -> Election`` reads it, or raises a
+  :class:`~pollwatch.errors.PollwatchError` naming file, row and column.
+* ``example(folder) -> Example`` writes a small valid file in its format and says what reading
+  it must give; the conformance suite uses it, and it documents the format by example.
+
+Built-ins register in :data:`IMPORTERS` below; outside packages add theirs through the entry
+point group ``pollwatch.importers`` (value: the importer class), and the shared conformance
+suite in ``tests/test_importer_conformance.py`` runs against every registered importer.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from pollwatch.errors import FormatError, PollwatchError
+from pollwatch.registry import Registry
+from pollwatch.results.model import Election
+
+__all__ = [
+    "IMPORTERS",
+    "Example",
+    "Importer",
+    "check_options",
+    "detect_importer",
+    "import_file",
+    "slugify",
+]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A small valid source written by :meth:`Importer.example` and what reading it gives."""
+
+    path: Path
+    totals: Mapping[str, int]
+    stations: int
+    mapping: Path | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+class Importer(ABC):
+    """Base class of all importers (subclass it and register the class)."""
+
+    #: registry name, e.g. ``"russia-cec"``
+    name: ClassVar[str]
+    #: one line for ``pollwatch import --help`` and the docs
+    description: ClassVar[str]
+    #: whether ``read`` needs a mapping file
+    needs_mapping: ClassVar[bool] = False
+
+    @abstractmethod
+    def detect(self, path: Path) -> float:
+        """Confidence in [0, 1] that this importer reads ``path``; never raises."""
+
+    @abstractmethod
+    def read(
+        self,
+        path: Path,
+        *,
+        mapping: Path | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> Election:
+        """Read ``path`` into an election; raise a PollwatchError on bad input.
+
+        ``options`` are importer-specific settings (``pollwatch import --option KEY=VALUE``);
+        an unknown option is an error, not silently ignored.
+        """
+
+    @abstractmethod
+    def example(self, folder: Path) -> Example:
+        """Write a small valid source file into ``folder`` and return what it must read as."""
+
+
+IMPORTERS: Registry[type[Importer]] = Registry("importer", "pollwatch.importers")
+
+
+def _load_builtins() -> None:
+    # Imported here so that registering does not import every importer at package import.
+    from pollwatch.results.importers import (  # noqa: F401
+        mapping,
+        medsl,
+        nist,
+        openelections,
+        russia_cec,
+    )
+
+
+def get_importer(name: str) -> Importer:
+    """An instance of the importer registered under ``name``."""
+    _load_builtins()
+    return IMPORTERS.get(name)()
+
+
+def all_importers() -> list[Importer]:
+    """An instance of every registered importer, sorted by name."""
+    _load_builtins()
+    return [cls() for _, cls in IMPORTERS.items()]
+
+
+def detect_importer(path: Path) -> Importer:
+    """The importer most confident it can read ``path`` (confidence at least 0.5)."""
+    scores: list[tuple[float, str, Importer]] = []
+    for importer in all_importers():
+        if importer.needs_mapping:
+            continue
+        try:
+            score = float(importer.detect(path))
+        except Exception:  # detect must never raise; a buggy plug-in must not stop detection
+            score = 0.0
+        scores.append((score, importer.name, importer))
+    scores.sort(key=lambda item: (-item[0], item[1]))
+    if not scores or scores[0][0] < 0.5:
+        raise FormatError(
+            "cannot tell which format this is",
+            path=path,
+            hint="pass --format NAME (see 'pollwatch import --help') or --mapping FILE",
+        )
+    return scores[0][2]
+
+
+def import_file(
+    path: Path,
+    *,
+    importer: str | None = None,
+    mapping: Path | None = None,
+    options: Mapping[str, str] | None = None,
+    election_id: str | None = None,
+) -> Election:
+    """Read one source file with the named importer, or the detected one.
+
+    With ``mapping`` and no importer name, the generic mapping importer is used;
+    ``election_id`` replaces the id the importer chose.
+    """
+    path = Path(path)
+    if importer is None and mapping is not None:
+        importer = "mapping"
+    chosen = get_importer(importer) if importer else detect_importer(path)
+    if chosen.needs_mapping and mapping is None:
+        raise PollwatchError(
+            f"importer {chosen.name!r} needs a mapping file", hint="pass --mapping FILE"
+        )
+    election = chosen.read(path, mapping=mapping, options=options)
+    if election_id is not None:
+        election = election.replace_meta(id=election_id)
+    return election
+
+
+def check_options(
+    options: Mapping[str, str] | None, known: Mapping[str, str], importer: str
+) -> dict[str, str]:
+    """Refuse unknown importer options; ``known`` maps option name to its description."""
+    given = dict(options or {})
+    for key in given:
+        if key not in known:
+            listing = ", ".join(f"{k} ({v})" for k, v in known.items()) or "none"
+            raise PollwatchError(
+                f"importer {importer!r} has no option {key!r}", hint=f"its options: {listing}"
+            )
+    return given
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(text: str) -> str:
+    """Lower-case ASCII slug for election ids (``"Russia 2018"`` -> ``"russia-2018"``)."""
+    slug = _SLUG.sub("-", text.lower()).strip("-")
+    return slug or "election"

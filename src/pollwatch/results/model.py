@@ -1,0 +1,413 @@
+"""The election data model: metadata plus one row per polling station, defined once.
+
+An :class:`Election` is an :class:`ElectionMeta` (who, what, when, where from, which definitions)
+and a polars ``DataFrame`` ``stations`` with the columns below. Importers build it through
+:func:`make_election`, which adds absent optional columns as nulls, coerces types and checks the
+invariants, so every election in pollwatch has exactly this shape.
+
+Columns of ``stations`` (see ``docs/data-model.md``):
+
+============================  ========  ============================================================
+column                        type      meaning
+============================  ========  ============================================================
+station_id                    str       stable identifier, unique within the election
+region                        str       top administrative level (Russian subject, US state, ...)
+constituency                  str       electoral district where the election has one (OIK, OKW)
+district                      str       next level (territorial commission TIK, county, powiat)
+municipality                  str       lower level (town, gmina, Gemeinde, sub-county)
+station_name                  str       the station's own label, number or address
+station_kind                  str       ordinary, hospital, care_home, prison, abroad, ship,
+                                        dormitory, postal, evoting, catch_all, special, unknown
+registered                    Int64     voters on the station's list at the close of voting
+ballots_received              Int64     ballot papers the station received
+ballots_issued_early          Int64     ballots issued to early voters
+ballots_issued_on_day         Int64     ballots issued inside the station on election day
+ballots_issued_outside        Int64     ballots issued outside the station (mobile / home voting)
+ballots_cancelled             Int64     unused ballots cancelled at the count
+ballots_in_mobile_boxes       Int64     ballots found in mobile (portable) boxes
+ballots_in_stationary_boxes   Int64     ballots found in stationary boxes
+ballots_cast                  Int64     ballots found in all boxes (the turnout numerator; its
+                                        source definition is in ``meta.definitions``)
+valid                         Int64     valid ballots
+invalid                       Int64     invalid ballots
+<candidate columns>           Int64     votes per candidate or party, named as in ``meta.candidates``
+is_pseudo_station             bool      not a physical station (aggregates, e-voting, catch-alls)
+is_evoting                    bool      remote electronic voting
+is_abroad                     bool      station outside the country
+is_cancelled                  bool      results later cancelled by the commission
+is_unpublished                bool      the source row has no numbers (nothing was published)
+============================  ========  ============================================================
+
+Derived quantities, one definition each:
+
+* ``turnout = ballots_cast / registered`` (null where registered is null or 0);
+* ``vote_share(c) = votes(c) / valid`` (null where valid is null or 0);
+* the election's ``leader`` is the candidate with the most votes in the whole election
+  (ties: the first in ``meta.candidates``); ``leader_share`` is ``vote_share(leader)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import polars as pl
+
+from pollwatch.errors import ColumnError, CountError, InputError
+
+__all__ = [
+    "COUNT_COLUMNS",
+    "FLAG_COLUMNS",
+    "HIERARCHY_COLUMNS",
+    "RESERVED_COLUMNS",
+    "STATION_KINDS",
+    "Candidate",
+    "Election",
+    "ElectionMeta",
+    "make_election",
+]
+
+HIERARCHY_COLUMNS: tuple[str, ...] = ("region", "constituency", "district", "municipality")
+TEXT_COLUMNS: tuple[str, ...] = ("station_id", *HIERARCHY_COLUMNS, "station_name", "station_kind")
+COUNT_COLUMNS: tuple[str, ...] = (
+    "registered",
+    "ballots_received",
+    "ballots_issued_early",
+    "ballots_issued_on_day",
+    "ballots_issued_outside",
+    "ballots_cancelled",
+    "ballots_in_mobile_boxes",
+    "ballots_in_stationary_boxes",
+    "ballots_cast",
+    "valid",
+    "invalid",
+)
+FLAG_COLUMNS: tuple[str, ...] = (
+    "is_pseudo_station",
+    "is_evoting",
+    "is_abroad",
+    "is_cancelled",
+    "is_unpublished",
+)
+RESERVED_COLUMNS: frozenset[str] = frozenset(TEXT_COLUMNS + COUNT_COLUMNS + FLAG_COLUMNS)
+STATION_KINDS: tuple[str, ...] = (
+    "ordinary",
+    "hospital",
+    "care_home",
+    "prison",
+    "abroad",
+    "ship",
+    "dormitory",
+    "postal",
+    "evoting",
+    "catch_all",
+    "special",
+    "unknown",
+)
+
+#: The one definition of each derived quantity, recorded in every election's metadata.
+DERIVED_DEFINITIONS: dict[str, str] = {
+    "turnout": "ballots_cast / registered; null where registered is null or 0",
+    "vote_share": "votes for the candidate / valid; null where valid is null or 0",
+    "leader": "candidate with the most votes in the whole election (ties: first listed)",
+    "leader_share": "vote_share(leader)",
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate or party list: ``column`` is its vote column in ``stations``."""
+
+    name: str
+    column: str
+    party: str | None = None
+
+
+@dataclass(frozen=True)
+class ElectionMeta:
+    """What an election is and where its numbers come from.
+
+    ``definitions`` records the source-specific choices (what ``ballots_cast`` is made of, which
+    rows are flagged and why) next to the derived-quantity definitions shared by all elections.
+    """
+
+    id: str
+    country: str
+    date: str
+    kind: str
+    contest: str
+    source: str
+    license: str
+    importer: str
+    candidates: tuple[Candidate, ...]
+    data_version: str = ""
+    round: int | None = None
+    hierarchy_labels: Mapping[str, str] = field(default_factory=dict)
+    definitions: Mapping[str, str] = field(default_factory=dict)
+    source_files: tuple[str, ...] = ()
+    source_sha256: str = ""
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (round trips through :meth:`from_dict`)."""
+        data = asdict(self)
+        data["candidates"] = [asdict(c) for c in self.candidates]
+        data["hierarchy_labels"] = dict(self.hierarchy_labels)
+        data["definitions"] = dict(self.definitions)
+        data["source_files"] = list(self.source_files)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ElectionMeta:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(data)
+        values["candidates"] = tuple(Candidate(**c) for c in values.get("candidates", ()))
+        values["source_files"] = tuple(values.get("source_files", ()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Election:
+    """One election: metadata and the stations table. Build it with :func:`make_election`."""
+
+    meta: ElectionMeta
+    stations: pl.DataFrame
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    @property
+    def candidate_columns(self) -> list[str]:
+        return [c.column for c in self.meta.candidates]
+
+    def __len__(self) -> int:
+        return self.stations.height
+
+    # --- derived quantities -------------------------------------------------------------
+    @staticmethod
+    def turnout_expr() -> pl.Expr:
+        """``ballots_cast / registered``, null where registered is null or 0."""
+        registered = pl.col("registered")
+        return (
+            pl.when(registered > 0)
+            .then(pl.col("ballots_cast") / registered)
+            .otherwise(None)
+            .alias("turnout")
+        )
+
+    @staticmethod
+    def vote_share_expr(column: str) -> pl.Expr:
+        """``votes(column) / valid``, null where valid is null or 0."""
+        valid = pl.col("valid")
+        return (
+            pl.when(valid > 0).then(pl.col(column) / valid).otherwise(None).alias(f"share:{column}")
+        )
+
+    def turnout(self) -> pl.Series:
+        """Per-station turnout, as defined in the module docstring."""
+        return self.stations.select(self.turnout_expr()).to_series()
+
+    def vote_share(self, candidate: str) -> pl.Series:
+        """Per-station vote share of ``candidate`` (its name or column)."""
+        return self.stations.select(self.vote_share_expr(self.column_of(candidate))).to_series()
+
+    def column_of(self, candidate: str) -> str:
+        """The vote column of a candidate given by name or column."""
+        for c in self.meta.candidates:
+            if candidate in (c.name, c.column):
+                return c.column
+        raise ColumnError(
+            f"election {self.id!r} has no candidate {candidate!r}",
+            hint=f"candidates: {', '.join(c.name for c in self.meta.candidates)}",
+        )
+
+    def totals(self) -> dict[str, int]:
+        """Votes per candidate summed over all stations (nulls count as 0)."""
+        if not self.meta.candidates:
+            return {}
+        row = self.stations.select(
+            [pl.col(c.column).sum().alias(c.name) for c in self.meta.candidates]
+        ).row(0, named=True)
+        return {name: int(value or 0) for name, value in row.items()}
+
+    def leader(self) -> Candidate | None:
+        """The candidate with the most votes in the whole election (ties: first listed)."""
+        totals = self.totals()
+        if not totals:
+            return None
+        best = max(totals.values())
+        return next(c for c in self.meta.candidates if totals[c.name] == best)
+
+    def leader_share(self) -> pl.Series:
+        """Per-station ``vote_share(leader)``."""
+        leader = self.leader()
+        if leader is None:
+            return pl.Series("leader_share", [None] * len(self), dtype=pl.Float64)
+        return self.vote_share(leader.column).alias("leader_share")
+
+    def with_derived(self) -> pl.DataFrame:
+        """The stations table with ``turnout`` and ``leader_share`` columns added."""
+        return self.stations.with_columns(self.turnout(), self.leader_share())
+
+    def summary(self) -> ElectionSummary:
+        """Station count, registered voters, ballots, turnout and totals per candidate."""
+        frame = self.stations
+        sums = frame.select(
+            pl.col("registered").sum(),
+            pl.col("ballots_cast").sum(),
+            pl.col("valid").sum(),
+            pl.col("invalid").sum(),
+            pl.col("registered").is_not_null().sum().alias("with_registered"),
+        ).row(0, named=True)
+        flags = {name: int(frame[name].sum()) for name in FLAG_COLUMNS}
+        registered = int(sums["registered"] or 0)
+        cast = int(sums["ballots_cast"] or 0)
+        # Turnout over stations that report both numbers, so that missing registered counts
+        # (US precinct files) do not deflate it.
+        both = frame.filter(pl.col("registered").is_not_null() & pl.col("ballots_cast").is_not_null())
+        both_registered = int(both["registered"].sum() or 0)
+        turnout = int(both["ballots_cast"].sum() or 0) / both_registered if both_registered else None
+        leader = self.leader()
+        return ElectionSummary(
+            election_id=self.id,
+            stations=len(self),
+            registered=registered if sums["with_registered"] else None,
+            ballots_cast=cast,
+            valid=int(sums["valid"] or 0),
+            invalid=int(sums["invalid"] or 0),
+            turnout=turnout,
+            totals=self.totals(),
+            leader=leader.name if leader else None,
+            flags=flags,
+        )
+
+    def content_digest(self) -> str:
+        """SHA-256 of the stations table in a canonical form (sorted by station id, CSV).
+
+        Two elections with the same numbers have the same digest, whatever row order or file
+        they came from; results of analyses are keyed by it.
+        """
+        canonical = self.stations.sort("station_id").write_csv()
+        digest = hashlib.sha256(canonical.encode("utf-8"))
+        digest.update(json.dumps([c.column for c in self.meta.candidates]).encode("utf-8"))
+        return digest.hexdigest()
+
+    def replace_meta(self, **changes: Any) -> Election:
+        """A copy with metadata fields replaced."""
+        return Election(meta=replace(self.meta, **changes), stations=self.stations)
+
+
+@dataclass(frozen=True)
+class ElectionSummary:
+    """The numbers ``pollwatch show`` prints first."""
+
+    election_id: str
+    stations: int
+    registered: int | None
+    ballots_cast: int
+    valid: int
+    invalid: int
+    turnout: float | None
+    totals: Mapping[str, int]
+    leader: str | None
+    flags: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["totals"] = dict(self.totals)
+        data["flags"] = dict(self.flags)
+        return data
+
+
+def _schema_for(candidate_columns: Sequence[str]) -> dict[str, pl.DataType]:
+    schema: dict[str, pl.DataType] = {}
+    for name in TEXT_COLUMNS:
+        schema[name] = pl.String()
+    for name in COUNT_COLUMNS:
+        schema[name] = pl.Int64()
+    for name in candidate_columns:
+        schema[name] = pl.Int64()
+    for name in FLAG_COLUMNS:
+        schema[name] = pl.Boolean()
+    return schema
+
+
+def make_election(meta: ElectionMeta, stations: pl.DataFrame, *, where: str = "") -> Election:
+    """Normalise an importer's table into the data model and check its invariants.
+
+    Absent optional columns are added as nulls (flags as ``False``, ``station_kind`` as
+    ``"ordinary"``), columns are put in canonical order and types, and the function refuses
+    a table whose ``station_id`` is missing or null, whose candidate columns are absent or whose
+    counts are negative. ``where`` names the source in error messages.
+    """
+    candidate_columns = [c.column for c in meta.candidates]
+    if len(set(candidate_columns)) != len(candidate_columns):
+        raise ColumnError("two candidates share one vote column", path=where or None)
+    clash = RESERVED_COLUMNS.intersection(candidate_columns)
+    if clash:
+        raise ColumnError(
+            f"candidate column(s) {sorted(clash)} clash with protocol columns",
+            path=where or None,
+            hint="rename the candidate columns",
+        )
+    if "station_id" not in stations.columns:
+        raise ColumnError("no station_id column", path=where or None)
+    missing = [c for c in candidate_columns if c not in stations.columns]
+    if missing:
+        raise ColumnError(f"candidate column(s) missing: {missing}", path=where or None)
+    schema = _schema_for(candidate_columns)
+    columns: list[pl.Expr] = []
+    for name, dtype in schema.items():
+        if name in stations.columns:
+            try:
+                columns.append(pl.col(name).cast(dtype, strict=True))
+            except Exception:  # pragma: no cover - cast errors surface at collect time
+                columns.append(pl.col(name))
+        elif name in FLAG_COLUMNS:
+            columns.append(pl.lit(False).alias(name))
+        elif name == "station_kind":
+            columns.append(pl.lit("ordinary").alias(name))
+        else:
+            columns.append(pl.lit(None, dtype=dtype).alias(name))
+    try:
+        table = stations.select(columns)
+    except pl.exceptions.InvalidOperationError as exc:
+        raise CountError(
+            f"a column cannot be read as a whole number ({str(exc).splitlines()[0]})",
+            path=where or None,
+            hint="check the counts are integers",
+        ) from None
+    table = table.with_columns([pl.col(f).fill_null(False) for f in FLAG_COLUMNS])
+    table = table.with_columns(pl.col("station_kind").fill_null("unknown"))
+    if table["station_id"].null_count():
+        row = int(table["station_id"].is_null().arg_max() or 0)
+        raise InputError("station_id is empty", path=where or None, row=row + 1)
+    unknown_kinds = set(table["station_kind"].unique().to_list()) - set(STATION_KINDS)
+    if unknown_kinds:
+        raise InputError(
+            f"unknown station_kind value(s) {sorted(unknown_kinds)}",
+            path=where or None,
+            hint=f"use one of {', '.join(STATION_KINDS)}",
+        )
+    count_columns = [*COUNT_COLUMNS, *candidate_columns]
+    negative = table.select([(pl.col(c) < 0).any().alias(c) for c in count_columns]).row(
+        0, named=True
+    )
+    bad = [c for c, is_bad in negative.items() if is_bad]
+    if bad:
+        column = bad[0]
+        row = int(table[column].lt(0).fill_null(False).arg_max() or 0)
+        raise CountError(
+            "negative count",
+            path=where or None,
+            row=row + 1,
+            column=column,
+            hint="counts must be zero or more; fix the source or its mapping",
+        )
+    definitions = {**DERIVED_DEFINITIONS, **dict(meta.definitions)}
+    return Election(meta=replace(meta, definitions=definitions), stations=table)

@@ -1,0 +1,168 @@
+"""One settings object for the whole of pollwatch.
+
+Sources, strongest first: explicit overrides (CLI flags), environment variables ``POLLWATCH_*``,
+a TOML config file, built-in defaults. Every field is documented in ``docs/settings.md``; a test
+checks that page against :data:`FIELDS`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from pollwatch.errors import SettingsError
+
+__all__ = ["FIELDS", "Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where pollwatch keeps its data and where it finds public datasets.
+
+    Attributes:
+        home: root of the local store (elections, analysis cache, evidence, datasets cache).
+        data_mirror: a local folder holding public datasets laid out as
+            ``<mirror>/<dataset folder>/<file>``; when set, datasets are read from it and
+            never downloaded.
+        download: whether datasets missing from mirror and cache may be downloaded.
+        config_file: the TOML file the other values were read from, if any.
+    """
+
+    home: Path
+    data_mirror: Path | None = None
+    download: bool = True
+    config_file: Path | None = None
+
+    @property
+    def elections_dir(self) -> Path:
+        """``<home>/elections``: one folder per imported election."""
+        return self.home / "elections"
+
+    @property
+    def datasets_cache(self) -> Path:
+        """``<home>/cache/datasets``: downloaded public datasets."""
+        return self.home / "cache" / "datasets"
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+#: field name -> (environment variable, config key, one-line description)
+FIELDS: dict[str, tuple[str, str, str]] = {
+    "home": ("POLLWATCH_HOME", "home", "root folder of the local store"),
+    "data_mirror": (
+        "POLLWATCH_DATA_MIRROR",
+        "data_mirror",
+        "local folder with public datasets; read instead of downloading",
+    ),
+    "download": (
+        "POLLWATCH_DOWNLOAD",
+        "download",
+        "allow downloading datasets missing from mirror and cache (true/false)",
+    ),
+    "config_file": ("POLLWATCH_CONFIG", "-", "path of the TOML config file"),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingsError(f"{where}: {value!r} is not a boolean", hint="use true or false")
+
+
+def default_config_file() -> Path:
+    """The config file read when ``POLLWATCH_CONFIG`` is not set."""
+    return Path(platformdirs.user_config_dir("pollwatch")) / "config.toml"
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(
+            f"config file {path}: not valid TOML ({exc})", hint="fix the syntax"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: cannot read ({exc.strerror})") from None
+    section = data.get("pollwatch", data)
+    if not isinstance(section, dict):
+        raise SettingsError(f"config file {path}: [pollwatch] must be a table")
+    known = {key for _, key, _ in FIELDS.values() if key != "-"}
+    for key in section:
+        if key not in known:
+            raise SettingsError(
+                f"config file {path}: unknown key {key!r}",
+                hint=f"known keys: {', '.join(sorted(known))}",
+            )
+    return section
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from overrides, environment, config file and defaults."""
+    env = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+
+    config_path: Path | None = None
+    if "config_file" in overrides:
+        config_path = Path(overrides["config_file"])
+    elif env.get("POLLWATCH_CONFIG"):
+        config_path = Path(env["POLLWATCH_CONFIG"])
+    elif default_config_file().is_file():
+        config_path = default_config_file()
+    config: dict[str, Any] = {}
+    if config_path is not None:
+        if not config_path.is_file():
+            raise SettingsError(
+                f"config file {config_path} does not exist",
+                hint="create it or unset POLLWATCH_CONFIG",
+            )
+        config = _read_config(config_path)
+
+    def pick(name: str) -> tuple[Any, str] | None:
+        env_name, key, _ = FIELDS[name]
+        if name in overrides:
+            return overrides[name], f"option {name}"
+        if env.get(env_name):
+            return env[env_name], f"environment variable {env_name}"
+        if key in config:
+            return config[key], f"config file {config_path} key {key!r}"
+        return None
+
+    home_value = pick("home")
+    home = (
+        Path(home_value[0]).expanduser()
+        if home_value
+        else Path(platformdirs.user_data_dir("pollwatch"))
+    )
+    mirror_value = pick("data_mirror")
+    mirror = Path(mirror_value[0]).expanduser() if mirror_value else None
+    if mirror is not None and mirror_value is not None and not mirror.is_dir():
+        raise SettingsError(
+            f"{mirror_value[1]}: data mirror {mirror} is not a folder",
+            hint="point it at a folder laid out like shared/data, or unset it",
+        )
+    download_value = pick("download")
+    download = _parse_bool(*download_value) if download_value else True
+    return Settings(home=home, data_mirror=mirror, download=download, config_file=config_path)

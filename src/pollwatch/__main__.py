@@ -1,0 +1,5 @@
+"""``python -m pollwatch`` runs the CLI."""
+
+from pollwatch.cli import run
+
+run()

@@ -1,0 +1,399 @@
+"""The ``pollwatch`` command line (Typer + Rich): compose library calls and render results.
+
+No analysis lives here. Every :class:`~pollwatch.errors.PollwatchError` becomes one red line on
+standard error and a non-zero exit (2); an unexpected error becomes one line too (exit 70), with
+the traceback only when ``POLLWATCH_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from pollwatch import __version__
+from pollwatch.errors import PollwatchError
+from pollwatch.results.checks import check_protocols
+from pollwatch.results.datasets import DATASETS, Dataset, fetch, import_dataset, locate
+from pollwatch.results.importers import all_importers, import_file
+from pollwatch.results.model import Election
+from pollwatch.results.store import ElectionStore
+from pollwatch.settings import Settings, load_settings
+
+from .render import catalogue_table, failing_stations_table, summary_renderable
+
+__all__ = ["app", "main", "run"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="pollwatch",
+    help="Election forensics for polling-station results: import, check, store, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="Public datasets: list and fetch (mirror, cache or download).")
+app.add_typer(datasets_app, name="datasets")
+
+
+class State:
+    """Options shared by all commands, resolved once."""
+
+    def __init__(self, home: Path | None, mirror: Path | None) -> None:
+        self.home = home
+        self.mirror = mirror
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings({"home": self.home, "data_mirror": self.mirror})
+        return self._settings
+
+    @property
+    def store(self) -> ElectionStore:
+        return ElectionStore(self.settings.elections_dir)
+
+
+def _state(ctx: typer.Context) -> State:
+    state = ctx.find_root().obj
+    assert isinstance(state, State)
+    return state
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"pollwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Store folder (default: POLLWATCH_HOME or the user data dir)."),
+    ] = None,
+    mirror: Annotated[
+        Path | None, typer.Option(help="Data mirror folder (default: POLLWATCH_DATA_MIRROR).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    ctx.obj = State(home, mirror)
+
+
+def _parse_options(values: list[str]) -> dict[str, str]:
+    options = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PollwatchError(
+                f"--option {item!r} is not KEY=VALUE", hint="e.g. --option office=President"
+            )
+        options[key.strip()] = value
+    return options
+
+
+def _download_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def _import_dataset_with_progress(dataset: Dataset, settings: Settings) -> Election:
+    with _download_progress() as progress:
+        task = progress.add_task(f"fetching {dataset.name}", total=dataset.size)
+
+        def report(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        path = locate(dataset, settings) or fetch(dataset, settings, progress=report)
+    with err_console.status(f"importing {dataset.name} from {path.name}"):
+        return import_dataset(dataset, settings)
+
+
+def _save(state: State, election: Election, replace: bool) -> None:
+    outcome = state.store.save(election, replace=replace)
+    words = {
+        "created": "imported",
+        "unchanged": "already imported (same numbers), unchanged",
+        "replaced": "replaced",
+    }
+    console.print(f"[green]{escape(election.id)}[/]: {words[outcome]}, {len(election):,} stations")
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    source: Annotated[Path | None, typer.Argument(help="File to import.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Import a public dataset by name instead of a file.")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="Importer name (default: detect).")
+    ] = None,
+    mapping: Annotated[
+        str | None, typer.Option(help="Mapping file (TOML) or shipped mapping name.")
+    ] = None,
+    election_id: Annotated[
+        str | None, typer.Option("--id", help="Election id in the store.")
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Importer option KEY=VALUE.")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace a different election with this id.")
+    ] = False,
+) -> None:
+    """Import an election from a file or a public dataset into the store."""
+    state = _state(ctx)
+    if (source is None) == (dataset is None):
+        raise PollwatchError(
+            "give either a FILE or --dataset NAME", hint="see pollwatch import --help"
+        )
+    if dataset is not None:
+        election = _import_dataset_with_progress(DATASETS.get(dataset), state.settings)
+        if election_id:
+            election = election.replace_meta(id=election_id)
+    else:
+        assert source is not None
+        with err_console.status(f"importing {source.name}"):
+            election = import_file(
+                source,
+                importer=format,
+                mapping=Path(mapping) if mapping else None,
+                options=_parse_options(option or []) or None,
+                election_id=election_id,
+            )
+    _save(state, election, replace)
+    report = check_protocols(election)
+    failing = report.failing_stations.height
+    if failing:
+        console.print(
+            f"protocol checks: {failing:,} stations with findings "
+            f"(see 'pollwatch show {election.id}')"
+        )
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the imported elections."""
+    entries = _state(ctx).store.list()
+    if as_json:
+        console.print_json(json.dumps([e.to_dict() for e in entries], ensure_ascii=False))
+    elif not entries:
+        console.print("no elections imported yet: try 'pollwatch import --dataset russia-2018'")
+    else:
+        console.print(catalogue_table(entries))
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    election_id: Annotated[str, typer.Argument(help="Election id (see pollwatch list).")],
+    stations: Annotated[
+        int, typer.Option(min=0, help="How many stations with findings to list.")
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Summary of an election: stations, registered, turnout, totals, protocol findings."""
+    election = _state(ctx).store.load(election_id)
+    summary = election.summary()
+    report = check_protocols(election)
+    if as_json:
+        payload: dict[str, Any] = {
+            "meta": election.meta.to_dict(),
+            "summary": summary.to_dict(),
+            "protocol_checks": report.to_dict(),
+        }
+        console.print_json(json.dumps(payload, ensure_ascii=False))
+        return
+    console.print(summary_renderable(election, summary))
+    console.print(report)
+    if stations and report.failing_stations.height:
+        console.print(failing_stations_table(report, election, stations))
+
+
+def _atomic_write(target: Path, write: Any) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        write(partial)
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    election_id: Annotated[str, typer.Argument(help="Election id (see pollwatch list).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="csv, parquet or nist (default: from the suffix)."),
+    ] = None,
+) -> None:
+    """Export an election's stations (CSV, Parquet) or the whole election (NIST SP 1500-100)."""
+    election = _state(ctx).store.load(election_id)
+    chosen = format or {".csv": "csv", ".parquet": "parquet", ".json": "nist"}.get(
+        output.suffix.lower()
+    )
+    if chosen == "csv":
+        frame = election.with_derived()
+        _atomic_write(output, lambda p: frame.write_csv(p))
+    elif chosen == "parquet":
+        frame = election.with_derived()
+        _atomic_write(output, lambda p: frame.write_parquet(p))
+    elif chosen == "nist":
+        from pollwatch.results.importers.nist import export_nist
+
+        export_nist(election, output)
+    else:
+        raise PollwatchError(
+            f"cannot tell the export format of {output}",
+            hint="use --format csv, parquet or nist (or a .csv/.parquet/.json suffix)",
+        )
+    console.print(f"wrote {output} ({chosen}, {len(election):,} stations)")
+
+
+@app.command("delete")
+def delete_command(
+    ctx: typer.Context,
+    election_id: Annotated[str, typer.Argument(help="Election id (see pollwatch list).")],
+) -> None:
+    """Remove an election from the store."""
+    _state(ctx).store.delete(election_id)
+    console.print(f"deleted {election_id}")
+
+
+@app.command("formats")
+def formats_command() -> None:
+    """List the importers (source formats) pollwatch can read."""
+    from rich.table import Table
+
+    table = Table(title="Importers", title_justify="left")
+    table.add_column("format")
+    table.add_column("reads")
+    for importer in all_importers():
+        suffix = " (needs --mapping)" if importer.needs_mapping else ""
+        table.add_row(importer.name, importer.description + suffix)
+    console.print(table)
+
+
+@datasets_app.command("list")
+def datasets_list(ctx: typer.Context) -> None:
+    """List the public datasets and whether each is available locally."""
+    from rich.table import Table
+
+    settings = _state(ctx).settings
+    table = Table(title="Datasets", title_justify="left")
+    for column in ("name", "title", "importer", "size", "here"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for name, dataset in DATASETS.items():
+        try:
+            here = (
+                "yes"
+                if locate(dataset, settings)
+                else ("mirror only" if dataset.mirror_only else "no")
+            )
+        except PollwatchError:
+            here = "[red]checksum mismatch[/]"
+        table.add_row(name, dataset.title, dataset.importer, f"{dataset.size / 1e6:.1f} MB", here)
+    console.print(table)
+
+
+@datasets_app.command("fetch")
+def datasets_fetch(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str], typer.Argument(help="Dataset names (see pollwatch datasets list).")
+    ],
+) -> None:
+    """Fetch datasets into the cache (or verify them in the mirror) and print their paths."""
+    settings = _state(ctx).settings
+    for name in names:
+        dataset = DATASETS.get(name)
+        with _download_progress() as progress:
+            task = progress.add_task(f"fetching {name}", total=dataset.size)
+
+            def report(done: int, total: int | None, task: Any = task) -> None:
+                progress.update(task, completed=done, total=total)
+
+            path = fetch(dataset, settings, progress=report)
+        console.print(f"{name}: {path} (sha256 verified)")
+
+
+DEMO_DATASETS = ("russia-2018", "us-2016-president-medsl")
+
+
+@app.command("demo")
+def demo_command(ctx: typer.Context) -> None:
+    """The main job on embedded defaults: import the demo elections and show their summaries."""
+    state = _state(ctx)
+    settings = state.settings
+    console.print(f"pollwatch {__version__}: store at {settings.home}")
+    if settings.data_mirror is None:
+        console.print("no data mirror set (POLLWATCH_DATA_MIRROR): datasets will be downloaded")
+    for name in DEMO_DATASETS:
+        dataset = DATASETS.get(name)
+        if name in state.store:
+            console.print(f"[green]{name}[/]: already in the store")
+        else:
+            election = _import_dataset_with_progress(dataset, settings)
+            _save(state, election, replace=False)
+    for name in DEMO_DATASETS:
+        console.rule(name)
+        show_command(ctx, name, stations=5, as_json=False)
+    console.print("next: 'pollwatch list', 'pollwatch show ID', 'pollwatch export ID -o FILE'")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status (errors become one line, never a traceback)."""
+    try:
+        app(args=argv, prog_name="pollwatch")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except PollwatchError as exc:
+        err_console.print(f"[red]error:[/] {escape(exc.one_line())}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        return 130
+    except Exception as exc:
+        if os.environ.get("POLLWATCH_DEBUG"):
+            raise
+        err_console.print(
+            f"[red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
+            "(a bug in pollwatch: set POLLWATCH_DEBUG=1 for the traceback and please report it)",
+            soft_wrap=True,
+        )
+        return 70
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -114,6 +114,12 @@ class ElectionStore:
                 return "replaced"
             os.replace(staging, folder)
             return "created"
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write election {election.id!r} to {self.root} ({exc})",
+                hint="check free space and permissions of the store (POLLWATCH_HOME); "
+                "nothing was kept",
+            ) from None
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

@@ -143,6 +143,9 @@ def import_file(
     ``election_id`` replaces the id the importer chose.
     """
     path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "file not found"
+        raise FormatError(what, path=path, hint="check the path")
     if importer is None and mapping is not None:
         importer = "mapping"
     chosen = get_importer(importer) if importer else detect_importer(path)

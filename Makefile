@@ -14,14 +14,14 @@ $(STAMP): pyproject.toml
 
 ## demo: create .venv, install, import the demo elections and show their summaries
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/pollwatch demo
 
 ## test: ruff (lint + format), mypy and pytest
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -96,3 +96,15 @@ def test_content_digest_ignores_row_order(order: list[int]) -> None:
 
 def test_content_digest_changes_with_a_number() -> None:
     assert small_election().content_digest() != small_election(valid=[590, 395, 317]).content_digest()
+
+
+def test_docs_page_lists_every_column() -> None:
+    from pathlib import Path
+
+    from pollwatch.results.model import RESERVED_COLUMNS, STATION_KINDS
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data-model.md").read_text("utf-8")
+    for column in RESERVED_COLUMNS:
+        assert f"`{column}`" in text, column
+    for kind in STATION_KINDS:
+        assert f"`{kind}`" in text, kind

@@ -127,7 +127,6 @@ def read_csv_table(
             skip_rows=skip_rows,
             truncate_ragged_lines=False,
             raise_if_empty=True,
-            missing_utf8_is_empty_string=False,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

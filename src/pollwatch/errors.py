@@ -12,7 +12,9 @@ Hierarchy::
     │   └── SchemaError            a document fails its schema (NIST SP 1500-100)
     ├── StoreError                 the local store refuses (unknown election, conflict)
     ├── DatasetError               a public dataset cannot be fetched or fails its checksum
-    └── RegistryError              an unknown importer / method / dataset name
+    ├── RegistryError              an unknown importer / method / dataset name
+    └── EvidenceError              the evidence archive refuses (unknown item, bad key, not init)
+        └── VerificationError      a proof, signature, checksum or bundle does not verify
 
 Every message says what was wrong, where (file, row, column, parameter) and how to fix it;
 the CLI prints it as one line and exits non-zero, never a traceback.
@@ -26,6 +28,7 @@ __all__ = [
     "ColumnError",
     "CountError",
     "DatasetError",
+    "EvidenceError",
     "FormatError",
     "InputError",
     "MappingError",
@@ -34,6 +37,7 @@ __all__ = [
     "SchemaError",
     "SettingsError",
     "StoreError",
+    "VerificationError",
 ]
 
 
@@ -113,3 +117,11 @@ class DatasetError(PollwatchError):
 
 class RegistryError(PollwatchError):
     """An unknown name was asked of a registry (importer, method, dataset)."""
+
+
+class EvidenceError(PollwatchError):
+    """The evidence archive refuses an operation (not initialised, unknown item, wrong key)."""
+
+
+class VerificationError(EvidenceError):
+    """Something does not verify: a proof, a signature, a checksum, a bundle; says exactly what."""

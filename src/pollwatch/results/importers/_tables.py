@@ -6,6 +6,7 @@ number in the source file, header included) and the column, never a bare traceba
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -87,7 +88,9 @@ def read_source_bytes(
 
 def decode_text(data: bytes, encoding: str, where: str) -> str:
     """Decode bytes strictly; a wrong encoding names the line where it first fails."""
-    if encoding.lower().replace("-", "") in {"utf8", "utf8sig"} and data.startswith(b"\xef\xbb\xbf"):
+    if encoding.lower().replace("-", "") in {"utf8", "utf8sig"} and data.startswith(
+        b"\xef\xbb\xbf"
+    ):
         data = data[3:]
     try:
         return data.decode(encoding)
@@ -135,6 +138,15 @@ def read_csv_table(
             path=where,
             hint="check the separator, quoting and that every row has the header's columns",
         ) from None
+    # polars keeps doubled quotes inside quoted header fields ('"6. ""ЕДИНАЯ РОССИЯ"""'); the
+    # csv module reads the header line as the CSV standard says.
+    header_text = "\n".join(text.splitlines()[skip_rows : skip_rows + 50])
+    try:
+        header = next(csv.reader(io.StringIO(header_text), delimiter=separator))
+    except (csv.Error, StopIteration):
+        header = []
+    if len(header) == frame.width and header != frame.columns and len(set(header)) == len(header):
+        frame = frame.rename(dict(zip(frame.columns, header, strict=True)))
     if frame.width < 2:
         raise FormatError(
             f"found {frame.width} column with separator {separator!r}",
@@ -172,12 +184,36 @@ def parse_counts(
     Integral decimals such as ``"12.0"`` are accepted.
     """
     markers = [m for m in na_values if m != ""]
+    # Fast path: columns holding only plain non-negative integers (or nothing) convert in one step.
+    plain = (
+        frame.select(
+            [
+                pl.col(name)
+                .cast(pl.String)
+                .str.contains(r"^[0-9]+$")
+                .fill_null(True)
+                .all()
+                .alias(name)
+                for name in columns
+            ]
+        ).row(0, named=True)
+        if columns
+        else {}
+    )
+    fast = [name for name in columns if plain[name]]
+    if fast:
+        frame = frame.with_columns([pl.col(name).cast(pl.String).cast(pl.Int64) for name in fast])
+        columns = [name for name in columns if name not in plain or not plain[name]]
+        if not columns:
+            return frame
     exprs = []
     for name in columns:
         text = pl.col(name).cast(pl.String).str.strip_chars()
         if thousands:
             text = text.str.replace_all(thousands, "", literal=True)
-        text = text.str.replace_all("\u00a0", "", literal=True).str.replace_all(" ", "", literal=True)
+        text = text.str.replace_all("\u00a0", "", literal=True).str.replace_all(
+            " ", "", literal=True
+        )
         cleaned = pl.when(text.is_in(markers) | (text == "")).then(None).otherwise(text)
         exprs.append(cleaned.alias(name))
     cleaned_frame = frame.select(exprs)

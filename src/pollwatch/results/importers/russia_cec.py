@@ -1,1 +1,818 @@
-"""Placeholder: being written."""
+"""Importer for Russian federal elections at polling-station (UIK) level: the Kobak/Shpilkin tables.
+
+Source: the CSV tables (one per election, usually zipped) in ``data/`` of
+https://github.com/dkobak/elections, scraped from the Central Election Commission's site
+izbirkom.ru by Sergey Shpilkin (2000-2021) and Ivan Shukshin (2024). UTF-8, comma-separated,
+one row per polling station, Russian headers:
+
+* identifier columns ``region`` (subject of the federation), ``oik`` (district commission, Duma
+  years), ``tik`` (territorial commission), ``uik`` (the station: an integer in 2004-2018, text
+  ``"УИК №12"`` later), ``level`` (2021, constant), ``name`` (2020), ``url`` (absent in 2024);
+* then the protocol lines, headed by their wording on the protocol ("Число избирателей,
+  внесенных в список ...") -- the wording changes from election to election, so lines are matched
+  by meaning through :data:`HEADER_RULES`, never by position;
+* then one column of votes per candidate or party list, headed as on the ballot.
+
+Definitions (also recorded in ``meta.definitions``):
+
+* ``ballots_cast = ballots_in_stationary_boxes + ballots_in_mobile_boxes`` -- the ballots found in
+  the boxes, the turnout numerator of Kobak, Shpilkin & Pshenichnikov. Where a protocol has only a
+  total "ballots in the boxes" line (the 2020 constitutional vote), that total is used.
+* ``station_id = "<region>|<tik>|<uik number>"``, unique in every file of the mirror (verified for
+  2004-2018); the district commission (``oik``) is added only where these three repeat, and a
+  ``#n`` suffix only where even that repeats.
+* Flags: stations abroad (``is_abroad``, kind ``abroad``: region or TIK "за пределами" /
+  "Зарубежная территория", but not the Russian-administered city of Baikonur); remote electronic
+  voting pseudo-stations (``is_evoting`` and ``is_pseudo_station``, kind ``evoting``: "ДЭГ",
+  "дистанционн...", "электронн..." in the TIK, UIK or name); rows with no numbers at all
+  (``is_unpublished``, counts left null); stations whose results were later cancelled
+  (``is_cancelled``, from the small table :data:`CANCELLED_STATIONS`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+
+from pollwatch.errors import ColumnError, FormatError, InputError, PollwatchError
+from pollwatch.results.importers._tables import (
+    parse_counts,
+    read_csv_table,
+    read_source_bytes,
+    sha256_file,
+)
+from pollwatch.results.importers.base import (
+    IMPORTERS,
+    Example,
+    Importer,
+    check_options,
+    slugify,
+)
+from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
+
+__all__ = [
+    "CANCELLED_STATIONS",
+    "ELECTIONS",
+    "HEADER_RULES",
+    "HeaderRule",
+    "RussiaCecImporter",
+    "classify_headers",
+    "normalise_header",
+]
+
+SOURCE = (
+    "Kobak/Shpilkin polling-station tables scraped from izbirkom.ru (github.com/dkobak/elections)"
+)
+LICENSE = "public CEC data; redistribution terms not stated"
+
+#: Identifier columns of the source (never candidates, never counts).
+ID_COLUMNS: tuple[str, ...] = ("region", "oik", "tik", "uik", "level", "name", "url")
+
+OPTIONS: dict[str, str] = {
+    "year": "election year (4 digits); overrides the year in the file name",
+    "encoding": "text encoding of the file (default utf-8; e.g. cp1251)",
+}
+
+
+@dataclass(frozen=True)
+class ElectionInfo:
+    """What the year of a federal election tells: kind, date and contest."""
+
+    kind: str
+    date: str
+    contest: str
+
+
+_PRESIDENT = "Выборы Президента Российской Федерации"
+_DUMA = (
+    "Выборы депутатов Государственной Думы Федерального Собрания Российской Федерации "
+    "(федеральный избирательный округ, партийные списки)"
+)
+
+#: Russian federal elections by year (the Kobak/Shpilkin files are named ``<year>.csv.zip``).
+ELECTIONS: dict[int, ElectionInfo] = {
+    2000: ElectionInfo("presidential", "2000-03-26", _PRESIDENT),
+    2003: ElectionInfo("parliamentary", "2003-12-07", _DUMA),
+    2004: ElectionInfo("presidential", "2004-03-14", _PRESIDENT),
+    2007: ElectionInfo("parliamentary", "2007-12-02", _DUMA),
+    2008: ElectionInfo("presidential", "2008-03-02", _PRESIDENT),
+    2011: ElectionInfo("parliamentary", "2011-12-04", _DUMA),
+    2012: ElectionInfo("presidential", "2012-03-04", _PRESIDENT),
+    2016: ElectionInfo("parliamentary", "2016-09-18", _DUMA),
+    2018: ElectionInfo("presidential", "2018-03-18", _PRESIDENT),
+    2020: ElectionInfo(
+        "referendum",
+        "2020-07-01",
+        "Общероссийское голосование по вопросу одобрения изменений в Конституцию "
+        "Российской Федерации",
+    ),
+    2021: ElectionInfo("parliamentary", "2021-09-19", _DUMA),
+    2024: ElectionInfo("presidential", "2024-03-17", _PRESIDENT),
+}
+
+#: Stations whose results the commissions cancelled after the count, by election year:
+#: ``station_id`` values (region|tik|uik). The source keeps their numbers; we flag them.
+#: 2018: the source README names CSV rows 45559, 45563, 92554 and 92561; these are those rows
+#: (their 7,122 registered voters are the difference between the file's 109,008,428 and the
+#: CEC's final 109,001,306).
+CANCELLED_STATIONS: dict[int, frozenset[str]] = {
+    2018: frozenset(
+        {
+            "Калининградская область|22 Советская|572",
+            "Калининградская область|22 Советская|576",
+            "город Москва|93 район Люблино|1439",
+            "город Москва|93 район Люблино|1446",
+        }
+    ),
+}
+
+
+@dataclass(frozen=True)
+class HeaderRule:
+    """One rule of header matching: a regex on the normalised header and what it means.
+
+    ``meaning`` is a column of the data model when ``in_model`` is true, else a label for a
+    protocol line that is recognised (so it never becomes a candidate) but not kept.
+    """
+
+    meaning: str
+    pattern: str
+    in_model: bool
+
+    def matches(self, normalised: str) -> bool:
+        return re.search(self.pattern, normalised) is not None
+
+
+#: Header rules, tried in order on :func:`normalise_header` text; the first match wins. Order
+#: matters: absentee-certificate lines ("погашенных неиспользованных открепительных
+#: удостоверений") must be caught before "погашенных ... бюллетеней", "вне помещения" before
+#: "в помещении", "недействительных" before "действительных".
+HEADER_RULES: tuple[HeaderRule, ...] = (
+    HeaderRule("absentee_certificates", r"открепительн", False),
+    HeaderRule("ballots_lost", r"утрач|утрат", False),
+    HeaderRule("ballots_not_accounted", r"не ?учтенн", False),
+    HeaderRule(
+        "registered",
+        r"^число (избирателей|участников голосования),? (внесенных|включенных) в спис(ок|к)",
+        True,
+    ),
+    HeaderRule("ballots_received", r"полученн", True),
+    HeaderRule("ballots_issued_early", r"выданн.*досрочно", True),
+    HeaderRule("ballots_issued_outside", r"выданн.*вне помещени", True),
+    HeaderRule("ballots_issued_on_day", r"выданн.*(в помещени|в день голосования)", True),
+    HeaderRule("ballots_issued_total", r"выданн", False),
+    HeaderRule("ballots_cancelled", r"погашенн.*бюллетен", True),
+    HeaderRule("ballots_in_mobile_boxes", r"переносн", True),
+    HeaderRule("ballots_in_stationary_boxes", r"стационарн", True),
+    HeaderRule("ballots_in_boxes", r"в ящиках", False),
+    HeaderRule("ballots_unmarked", r"отметок", False),
+    HeaderRule("invalid", r"недействительн", True),
+    HeaderRule("valid", r"действительн", True),
+    # Any other "Число ..." header is a protocol line we do not know, never a candidate.
+    HeaderRule("other_protocol_line", r"^число\b", False),
+)
+
+_REQUIRED: tuple[str, ...] = (
+    "registered",
+    "invalid",
+    "valid",
+    "ballots_in_mobile_boxes",
+    "ballots_in_stationary_boxes",
+)
+_WHITESPACE = re.compile(r"\s+")
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
+_EVOTING = r"(?i)дэг|дистанционн|электронн"
+_ABROAD = r"(?i)за пределами|зарубежн"
+_BAIKONUR = r"(?i)байконур"
+_BALLOT_NUMBER = re.compile(r"^\s*\d+\s*[.)]\s*")
+_NA_VALUES = ("nan", "NaN", "NA")
+
+
+def normalise_header(text: str) -> str:
+    """Lower case, ``ё`` -> ``е``, whitespace collapsed and trimmed: what rules match against."""
+    return _WHITESPACE.sub(" ", text.lower().replace("ё", "е")).strip()
+
+
+@dataclass(frozen=True)
+class HeaderPlan:
+    """How the columns of one file are used: protocol lines, candidates, ignored lines."""
+
+    model: Mapping[str, str]  # data-model column -> source header
+    boxes_total: str | None  # the single "ballots in the boxes" line (2020), if any
+    candidates: tuple[str, ...]  # source headers of candidate / party columns
+    unmodelled: tuple[tuple[str, str], ...]  # (meaning, source header) of ignored lines
+    extra_ids: tuple[str, ...] = ()  # unknown columns before the protocol lines (not counts)
+
+
+def classify_headers(headers: Sequence[str], where: str) -> HeaderPlan:
+    """Sort the headers of a file into protocol lines, candidates and identifiers.
+
+    Candidate columns are the columns after the first protocol line that are neither an
+    identifier column nor a protocol line. Raises :class:`ColumnError` when a required line is
+    missing or two headers mean the same line.
+    """
+    model: dict[str, str] = {}
+    boxes_total: str | None = None
+    candidates: list[str] = []
+    unmodelled: list[tuple[str, str]] = []
+    extra_ids: list[str] = []
+    seen_protocol = False
+    for header in headers:
+        if header in ID_COLUMNS:
+            continue
+        normalised = normalise_header(header)
+        rule = next((r for r in HEADER_RULES if r.matches(normalised)), None)
+        if rule is None:
+            if seen_protocol:
+                candidates.append(header)
+            else:
+                # Unknown columns before the protocol lines are further identifiers: not counts.
+                extra_ids.append(header)
+            continue
+        seen_protocol = True
+        if rule.in_model:
+            if rule.meaning in model:
+                raise ColumnError(
+                    f"two headers mean {rule.meaning!r}: {model[rule.meaning]!r} and {header!r}",
+                    path=where,
+                    column=header,
+                    hint="the file has an unexpected protocol layout; report it with its header",
+                )
+            model[rule.meaning] = header
+        elif rule.meaning == "ballots_in_boxes":
+            if boxes_total is not None:
+                raise ColumnError(
+                    f"two headers mean 'ballots_in_boxes': {boxes_total!r} and {header!r}",
+                    path=where,
+                    column=header,
+                    hint="the file has an unexpected protocol layout; report it with its header",
+                )
+            boxes_total = header
+        else:
+            unmodelled.append((rule.meaning, header))
+    required = list(_REQUIRED)
+    if boxes_total is not None:
+        # The 2020 vote's protocol has one "ballots in the boxes" line and no valid line.
+        required = ["registered", "invalid"]
+    missing = [m for m in required if m not in model]
+    if missing:
+        seen = ", ".join(repr(h) for h in headers)
+        raise ColumnError(
+            f"no protocol line for {', '.join(missing)}",
+            path=where,
+            hint=f"headers seen: {seen[:1500]}",
+        )
+    for header in candidates:
+        if not header.strip():
+            raise ColumnError(
+                "a candidate column has an empty header", path=where, hint="name every column"
+            )
+    return HeaderPlan(
+        model=model,
+        boxes_total=boxes_total,
+        candidates=tuple(candidates),
+        unmodelled=tuple(unmodelled),
+        extra_ids=tuple(extra_ids),
+    )
+
+
+def _peek_header(path: Path, size: int = 65536) -> list[str] | None:
+    """The first line of a plain, gzip or zip (one CSV member) file as fields, or None."""
+    try:
+        if not path.is_file():
+            return None
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [n for n in archive.namelist() if n.lower().endswith((".csv", ".txt"))]
+                if len(members) != 1:
+                    return None
+                with archive.open(members[0]) as handle:
+                    head = handle.read(size)
+        else:
+            with path.open("rb") as handle:
+                head = handle.read(size)
+            if head[:2] == b"\x1f\x8b":
+                with gzip.open(path, "rb") as handle:
+                    head = handle.read(size)
+    except Exception:  # detect must never raise, whatever the file holds
+        return None
+    if not head or b"\x00" in head:
+        return None
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    for encoding in ("utf-8", "cp1251"):
+        try:
+            text = head.decode(encoding)
+            break
+        except UnicodeDecodeError as exc:
+            if exc.start > len(head) - 4 and encoding == "utf-8":
+                # The peek cut a multi-byte character in half.
+                text = head[: exc.start].decode(encoding, errors="replace")
+                break
+    else:
+        return None
+    first = text.splitlines()[0] if text.strip() else ""
+    try:
+        return next(csv.reader([first]))
+    except (csv.Error, StopIteration):
+        return None
+
+
+def _year_of(path: Path, options: Mapping[str, str]) -> int | None:
+    given = options.get("year")
+    if given is not None:
+        if not re.fullmatch(r"\d{4}", given.strip()):
+            raise PollwatchError(
+                f"option year={given!r} is not a 4-digit year", hint="e.g. --option year=2018"
+            )
+        return int(given)
+    name = path.name
+    for suffix in (".zip", ".gz"):
+        name = name.removesuffix(suffix)
+    match = _YEAR.search(Path(name).stem)
+    return int(match.group(1)) if match else None
+
+
+def _guess_kind(candidates: Sequence[str]) -> str:
+    lowered = [c.lower() for c in candidates]
+    if set(lowered) <= {"да", "нет"} and lowered:
+        return "referendum"
+    if any("парти" in c for c in lowered):
+        return "parliamentary"
+    return "presidential"
+
+
+def _read_table(data: bytes, where: str, encoding: str) -> pl.DataFrame:
+    try:
+        return read_csv_table(data, where=where, encoding=encoding)
+    except FormatError as exc:
+        if "not valid" not in exc.message:
+            raise
+        try:
+            sample = data[:65536].decode("cp1251")
+        except UnicodeDecodeError:
+            raise exc from None
+        if re.search(r"[А-Яа-я]{4}", sample) is None:
+            raise
+        raise FormatError(
+            f"not valid {encoding}; it looks like cp1251 (Windows Cyrillic)",
+            path=exc.path,
+            row=exc.row,
+            hint="read it with --option encoding=cp1251",
+        ) from None
+
+
+@IMPORTERS.register("russia-cec")
+class RussiaCecImporter(Importer):
+    """Kobak/Shpilkin polling-station tables of Russian federal elections (izbirkom.ru)."""
+
+    name: ClassVar[str] = "russia-cec"
+    description: ClassVar[str] = (
+        "Russian federal elections by polling station (Kobak/Shpilkin CSV tables from "
+        "izbirkom.ru, github.com/dkobak/elections)"
+    )
+
+    def detect(self, path: Path) -> float:
+        """High confidence when the header has region, tik, uik and a registered-voters line."""
+        header = _peek_header(Path(path))
+        if not header:
+            return 0.0
+        names = {h.strip() for h in header}
+        normalised = [normalise_header(h) for h in header]
+        has_ids = {"region", "tik", "uik"} <= names
+        has_registered = any(
+            h.startswith(("число избирателей", "число участников голосования")) for h in normalised
+        )
+        if has_ids and has_registered:
+            return 0.95
+        if has_registered and any(h.startswith("число") for h in normalised):
+            return 0.3
+        if has_ids:
+            return 0.2
+        return 0.0
+
+    def read(
+        self,
+        path: Path,
+        *,
+        mapping: Path | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> Election:
+        """Read one Kobak/Shpilkin table (``.csv``, ``.csv.gz`` or ``.csv.zip``)."""
+        path = Path(path)
+        given = check_options(options, OPTIONS, self.name)
+        encoding = given.get("encoding", "utf-8")
+        year = _year_of(path, given)
+        data, where = read_source_bytes(path)
+        frame = _read_table(data, where, encoding)
+        frame = _fix_header(frame, data, encoding, where)
+        missing_ids = [c for c in ("region", "tik", "uik") if c not in frame.columns]
+        if missing_ids:
+            shown = ", ".join(repr(c) for c in frame.columns[:12])
+            raise ColumnError(
+                f"missing identifier column(s) {missing_ids}",
+                path=where,
+                hint=f"a Kobak/Shpilkin table starts with region, (oik,) tik, uik; seen: {shown}",
+            )
+        plan = classify_headers(frame.columns, where)
+        for column in ("region", "tik", "uik"):
+            empty = frame[column].is_null() | (frame[column].str.strip_chars() == "")
+            if empty.any():
+                raise InputError(
+                    "empty station identifier",
+                    path=where,
+                    row=int(empty.arg_max() or 0) + 2,
+                    column=column,
+                    hint="every row needs region, tik and uik",
+                )
+        count_headers = [*plan.model.values(), *plan.candidates]
+        if plan.boxes_total is not None:
+            count_headers.append(plan.boxes_total)
+        counts = _parse_counts_fast(frame, count_headers, where)
+        stations = self._stations(counts, plan)
+        stations = self._flag(stations, counts, plan, count_headers, year)
+        candidates = self._candidates(plan, year)
+        meta = self._meta(path, year, plan, candidates, stations)
+        return make_election(meta, stations, where=where)
+
+    # --- steps of read ------------------------------------------------------------------
+    @staticmethod
+    def _stations(counts: pl.DataFrame, plan: HeaderPlan) -> pl.DataFrame:
+        text = {c: pl.col(c).str.strip_chars() for c in ("region", "tik", "uik")}
+        uik_number = text["uik"].str.extract(r"(\d+)", 1)
+        uik_key = pl.coalesce(uik_number, text["uik"])
+        exprs: list[pl.Expr] = [
+            text["region"].alias("region"),
+            text["tik"].alias("district"),
+            text["uik"].alias("station_name"),
+            pl.concat_str([text["region"], text["tik"], uik_key], separator="|").alias(
+                "station_id"
+            ),
+        ]
+        if "oik" in counts.columns:
+            exprs.append(pl.col("oik").str.strip_chars().alias("constituency"))
+        for meaning, header in plan.model.items():
+            exprs.append(pl.col(header).alias(meaning))
+        for header in plan.candidates:
+            exprs.append(pl.col(header).alias(_candidate_column(header)))
+        if plan.boxes_total is not None:
+            exprs.append(pl.col(plan.boxes_total).alias("ballots_cast"))
+            if "valid" not in plan.model:
+                # Valid ballots = ballots in the boxes that are not invalid (2020 protocol).
+                exprs.append(
+                    (pl.col(plan.boxes_total) - pl.col(plan.model["invalid"])).alias("valid")
+                )
+        else:
+            exprs.append(
+                (
+                    pl.col(plan.model["ballots_in_stationary_boxes"])
+                    + pl.col(plan.model["ballots_in_mobile_boxes"])
+                ).alias("ballots_cast")
+            )
+        stations = counts.select(exprs)
+        return _unique_ids(stations)
+
+    @staticmethod
+    def _flag(
+        stations: pl.DataFrame,
+        counts: pl.DataFrame,
+        plan: HeaderPlan,
+        count_headers: Sequence[str],
+        year: int | None,
+    ) -> pl.DataFrame:
+        text_columns = [c for c in ("tik", "uik", "name") if c in counts.columns]
+        evoting = pl.any_horizontal(
+            [pl.col(c).str.contains(_EVOTING).fill_null(False) for c in text_columns]
+        )
+        place = [pl.col(c).fill_null("") for c in ("region", "tik")]
+        abroad = pl.any_horizontal([p.str.contains(_ABROAD) for p in place]) & ~pl.any_horizontal(
+            [p.str.contains(_BAIKONUR) for p in place]
+        )
+        unpublished = pl.all_horizontal([pl.col(h).is_null() for h in count_headers])
+        flags = counts.select(
+            evoting.alias("is_evoting"),
+            abroad.alias("is_abroad"),
+            unpublished.alias("is_unpublished"),
+        )
+        cancelled = CANCELLED_STATIONS.get(year or 0, frozenset())
+        return stations.with_columns(flags).with_columns(
+            pl.col("is_evoting").alias("is_pseudo_station"),
+            pl.col("station_id").is_in(sorted(cancelled)).alias("is_cancelled"),
+            pl.when(pl.col("is_evoting"))
+            .then(pl.lit("evoting"))
+            .when(pl.col("is_abroad"))
+            .then(pl.lit("abroad"))
+            .otherwise(pl.lit("ordinary"))
+            .alias("station_kind"),
+        )
+
+    @staticmethod
+    def _candidates(plan: HeaderPlan, year: int | None) -> tuple[Candidate, ...]:
+        kind = ELECTIONS[year].kind if year in ELECTIONS else _guess_kind(plan.candidates)
+        result = []
+        for header in plan.candidates:
+            column = _candidate_column(header)
+            party = _BALLOT_NUMBER.sub("", column) if kind == "parliamentary" else None
+            result.append(Candidate(name=column, column=column, party=party))
+        return tuple(result)
+
+    def _meta(
+        self,
+        path: Path,
+        year: int | None,
+        plan: HeaderPlan,
+        candidates: tuple[Candidate, ...],
+        stations: pl.DataFrame,
+    ) -> ElectionMeta:
+        info = ELECTIONS.get(year or 0)
+        if info is None:
+            kind = _guess_kind(plan.candidates)
+            date = ""
+            contest = f"Russian federal election{f' {year}' if year else ''} ({kind})"
+        else:
+            kind, date, contest = info.kind, info.date, f"{info.contest}, {year}"
+        stem = path.name.split(".")[0] or path.stem
+        election_id = f"russia-{year}" if year else slugify(stem)
+        labels = {
+            "region": "region (субъект Российской Федерации)",
+            "district": "tik (территориальная избирательная комиссия, ТИК)",
+            "station_name": "uik (участковая избирательная комиссия, УИК)",
+        }
+        if "constituency" in stations.columns:
+            labels["constituency"] = "oik (окружная избирательная комиссия, ОИК)"
+        for meaning, header in plan.model.items():
+            labels[meaning] = header
+        if plan.boxes_total is not None:
+            labels["ballots_cast"] = plan.boxes_total
+        definitions = {
+            "ballots_cast": (
+                "ballots found in the boxes: ballots_in_stationary_boxes + "
+                "ballots_in_mobile_boxes (the Kobak/Shpilkin turnout numerator)"
+                if plan.boxes_total is None
+                else f"the protocol's single line of ballots in the boxes ({plan.boxes_total})"
+            ),
+            "station_id": (
+                "region|tik|uik number (the digits of uik; its text if it has none); oik is "
+                "added only where region|tik|uik repeats, then #n for a further repeat"
+            ),
+            "station_kind": "abroad or evoting where flagged, else ordinary",
+            "is_abroad": (
+                "region or tik says 'за пределами' or 'зарубежн...' (stations abroad); the city "
+                "of Baikonur, Russian-administered, stays ordinary. Duma 2016 spread stations "
+                "abroad over Russian TIKs: they cannot be told apart there"
+            ),
+            "is_evoting": "tik, uik or name mentions ДЭГ, дистанционн... or электронн...",
+            "is_pseudo_station": "remote e-voting rows (not a physical station)",
+            "is_unpublished": "every count of the row is empty (nothing published); kept, null",
+            "is_cancelled": (
+                "results later cancelled, from the importer's table of known cancellations: "
+                + (
+                    ", ".join(sorted(CANCELLED_STATIONS[year]))
+                    if year in CANCELLED_STATIONS
+                    else "none known for this election"
+                )
+            ),
+            "header_matching": (
+                "protocol lines matched by meaning with regexes on the normalised header "
+                "(docs/importers/russia-cec.md); any other header starting with 'Число' is a "
+                "protocol line, never a candidate"
+            ),
+        }
+        if plan.boxes_total is not None and "valid" not in plan.model:
+            definitions["valid"] = (
+                "not a protocol line here: ballots in the boxes minus invalid ballots"
+            )
+        if plan.extra_ids:
+            definitions["ignored_identifier_columns"] = ", ".join(plan.extra_ids)
+        if plan.unmodelled:
+            definitions["protocol_lines_not_in_model"] = "; ".join(
+                f"{meaning}: {header}" for meaning, header in plan.unmodelled
+            )
+        digest = sha256_file(path)
+        return ElectionMeta(
+            id=election_id,
+            country="RU",
+            date=date,
+            kind=kind,
+            contest=contest,
+            source=SOURCE,
+            license=LICENSE,
+            importer=self.name,
+            candidates=candidates,
+            data_version=f"sha256:{digest[:16]}",
+            hierarchy_labels=labels,
+            definitions=definitions,
+            source_files=(path.name,),
+            source_sha256=digest,
+        )
+
+    def example(self, folder: Path) -> Example:
+        """Write a small 2018-layout table (zipped) with an abroad and a Baikonur station."""
+        folder.mkdir(parents=True, exist_ok=True)
+        header = [
+            "region",
+            "tik",
+            "uik",
+            "Число избирателей, включенных в список избирателей",
+            "Число избирательных бюллетеней, полученных участковой избирательной комиссией",
+            "Число избирательных бюллетеней, выданных избирателям, проголосовавшим досрочно",
+            "Число избирательных бюллетеней, выданных в помещении для голосования в день "
+            "голосования",
+            "Число избирательных бюллетеней, выданных вне помещения для голосования в день "
+            "голосования",
+            "Число погашенных избирательных бюллетеней",
+            "Число избирательных бюллетеней в переносных ящиках для голосования",
+            "Число бюллетеней в стационарных ящиках для голосования",
+            "Число недействительных избирательных бюллетеней",
+            "Число действительных избирательных бюллетеней",
+            "Число утраченных избирательных бюллетеней",
+            "Число избирательных бюллетеней, не учтенных при получении",
+            "Иванов Иван Иванович",
+            "Петрова Мария Сергеевна",
+            "url",
+        ]
+        # registered, received, early, on day, outside, cancelled, mobile, stationary,
+        # invalid, valid, lost, not accounted, Иванов, Петрова
+        rows = [
+            [
+                "Республика Адыгея (Адыгея)",
+                "1 Адыгейская",
+                "1",
+                1000,
+                900,
+                0,
+                580,
+                20,
+                300,
+                20,
+                580,
+                5,
+                595,
+                0,
+                0,
+                400,
+                195,
+            ],
+            [
+                "Республика Адыгея (Адыгея)",
+                "1 Адыгейская",
+                "2",
+                800,
+                700,
+                0,
+                390,
+                10,
+                300,
+                10,
+                390,
+                4,
+                396,
+                0,
+                0,
+                300,
+                96,
+            ],
+            [
+                "98 Город Байконур (Республика Казахстан)",
+                "98 Город Байконур (Республика Казахстан)",
+                "8001",
+                1500,
+                1400,
+                0,
+                900,
+                0,
+                500,
+                0,
+                900,
+                10,
+                890,
+                0,
+                0,
+                600,
+                290,
+            ],
+            [
+                "99 Территория за пределами РФ",
+                "99 Территория за пределами РФ",
+                "8100",
+                300,
+                300,
+                0,
+                200,
+                0,
+                100,
+                0,
+                200,
+                1,
+                199,
+                0,
+                0,
+                150,
+                49,
+            ],
+        ]
+        lines = [",".join(f'"{h}"' if "," in h else h for h in header)]
+        for row in rows:
+            lines.append(",".join(str(v) for v in row) + ",http://www.vybory.izbirkom.ru/example")
+        path = folder / "example-2018.csv.zip"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("example-2018.csv", "\n".join(lines) + "\n")
+        return Example(
+            path=path,
+            totals={"Иванов Иван Иванович": 1450, "Петрова Мария Сергеевна": 630},
+            stations=len(rows),
+        )
+
+
+def _fix_header(frame: pl.DataFrame, data: bytes, encoding: str, where: str) -> pl.DataFrame:
+    """Rename the columns to the header as the csv module reads it, trimmed.
+
+    polars keeps doubled quotes inside quoted header fields (``""ЯБЛОКО""``, 2011 and 2016
+    party names), so the header is parsed again here; a repeated header is an error.
+    """
+    head = data[:65536].removeprefix(b"\xef\xbb\xbf").decode(encoding, errors="ignore")
+    try:
+        fields = next(csv.reader(io.StringIO(head)))
+    except (csv.Error, StopIteration):
+        fields = list(frame.columns)
+    names = [f.strip() for f in fields]
+    if len(names) != frame.width:
+        names = [c.strip() for c in frame.columns]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ColumnError(
+                f"header {name!r} appears twice",
+                path=where,
+                column=name,
+                hint="every column needs its own header",
+            )
+        seen.add(name)
+    return frame.rename(dict(zip(frame.columns, names, strict=True)))
+
+
+def _parse_counts_fast(frame: pl.DataFrame, columns: Sequence[str], where: str) -> pl.DataFrame:
+    """Counts as ``Int64``: one vectorised cast when every cell is a plain non-negative integer.
+
+    Anything else (empty strings, ``"123.0"``, ``nan``, text, negatives) goes through the shared
+    :func:`parse_counts`, which defines the rules and names the row and column of a bad cell;
+    the fast path only skips its per-column work on clean national files (~2.3 million cells).
+    """
+    if not columns:
+        return frame
+    cast = frame.select(pl.col(c).cast(pl.Int64, strict=False) for c in columns)
+    clean = frame.select(
+        pl.all_horizontal(
+            [
+                (pl.col(c).cast(pl.Int64, strict=False).is_null() == pl.col(c).is_null()).all()
+                & (pl.col(c).cast(pl.Int64, strict=False) >= 0).fill_null(True).all()
+                for c in columns
+            ]
+        )
+    ).item()
+    if not clean:
+        return parse_counts(frame, columns, where=where, na_values=_NA_VALUES)
+    return frame.with_columns(cast)
+
+
+def _candidate_column(header: str) -> str:
+    """The vote column of a candidate: its header with whitespace collapsed."""
+    return _WHITESPACE.sub(" ", header).strip()
+
+
+def _unique_ids(stations: pl.DataFrame) -> pl.DataFrame:
+    """Make ``station_id`` unique: add oik where region|tik|uik repeats, then ``#n``."""
+    if not stations["station_id"].is_duplicated().any():
+        return stations
+    if "constituency" in stations.columns:
+        # region|oik|tik|uik for the repeated ones only, so that other ids stay stable.
+        parts = pl.col("station_id").str.splitn("|", 2)
+        with_oik = pl.concat_str(
+            [
+                parts.struct.field("field_0"),
+                pl.col("constituency").fill_null(""),
+                parts.struct.field("field_1"),
+            ],
+            separator="|",
+        )
+        stations = stations.with_columns(
+            pl.when(pl.col("station_id").is_duplicated())
+            .then(with_oik)
+            .otherwise(pl.col("station_id"))
+            .alias("station_id")
+        )
+    occurrence = pl.int_range(pl.len()).over("station_id")
+    return stations.with_columns(
+        pl.when(occurrence > 0)
+        .then(pl.concat_str([pl.col("station_id"), pl.lit("#"), (occurrence + 1).cast(pl.String)]))
+        .otherwise(pl.col("station_id"))
+        .alias("station_id")
+    )

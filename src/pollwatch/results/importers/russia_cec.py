@@ -72,7 +72,7 @@ __all__ = [
 SOURCE = (
     "Kobak/Shpilkin polling-station tables scraped from izbirkom.ru (github.com/dkobak/elections)"
 )
-LICENSE = "public CEC data; redistribution terms not stated"
+LICENSE = "public CEC protocol data; redistribution terms not stated"
 
 #: Identifier columns of the source (never candidates, never counts).
 ID_COLUMNS: tuple[str, ...] = ("region", "oik", "tik", "uik", "level", "name", "url")

@@ -20,11 +20,9 @@ import pytest
 from pollwatch.errors import ColumnError, CountError, FormatError, PollwatchError
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.importers import get_importer, import_file
-from pollwatch.results.importers._tables import parse_counts
 from pollwatch.results.importers.russia_cec import (
     CANCELLED_STATIONS,
     HEADER_RULES,
-    _parse_counts_fast,
     classify_headers,
     normalise_header,
 )
@@ -206,19 +204,6 @@ def test_two_headers_for_one_line_is_an_error() -> None:
         classify_headers(headers, "x.csv")
 
 
-@pytest.mark.parametrize(
-    "cells",
-    [["1", "20", "0"], ["1", None, "3"], [" 12", "1 000", "7.0"], ["nan", "", "4"]],
-)
-def test_fast_count_parsing_agrees_with_the_shared_helper(cells: list[str | None]) -> None:
-    frame = pl.DataFrame(
-        {"a": cells, "b": ["5", "6", "7"]}, schema={"a": pl.String, "b": pl.String}
-    )
-    fast = _parse_counts_fast(frame, ["a", "b"], "x.csv")
-    slow = parse_counts(frame, ["a", "b"], where="x.csv", na_values=("nan", "NaN", "NA"))
-    assert fast.equals(slow)
-
-
 # --- reading synthetic files ----------------------------------------------------------------
 
 
@@ -233,7 +218,7 @@ def test_example_and_metadata(tmp_path: Path) -> None:
     assert (
         "ballots_in_stationary_boxes + ballots_in_mobile_boxes" in meta.definitions["ballots_cast"]
     )
-    assert meta.license == "public CEC data; redistribution terms not stated"
+    assert meta.license == "public CEC protocol data; redistribution terms not stated"
     assert "dkobak/elections" in meta.source
     stations = election.stations
     kinds = dict(zip(stations["station_name"], stations["station_kind"], strict=True))

@@ -115,6 +115,7 @@ def read_csv_table(
     encoding: str = "utf-8",
     separator: str = ",",
     skip_rows: int = 0,
+    quote_char: str = '"',
 ) -> pl.DataFrame:
     """Read CSV bytes into a frame of strings (types are parsed later, with row numbers)."""
     text = decode_text(data, encoding, where)
@@ -126,6 +127,7 @@ def read_csv_table(
         frame = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
             separator=separator,
+            quote_char=quote_char,
             infer_schema=False,
             skip_rows=skip_rows,
             truncate_ragged_lines=False,
@@ -139,14 +141,30 @@ def read_csv_table(
             hint="check the separator, quoting and that every row has the header's columns",
         ) from None
     # polars keeps doubled quotes inside quoted header fields ('"6. ""ЕДИНАЯ РОССИЯ"""'); the
-    # csv module reads the header line as the CSV standard says.
+    # csv module reads the header line as the CSV standard says. Names are trimmed, and a
+    # repeated name is an error rather than a silent "_duplicated_0" suffix.
     header_text = "\n".join(text.splitlines()[skip_rows : skip_rows + 50])
     try:
-        header = next(csv.reader(io.StringIO(header_text), delimiter=separator))
+        header = next(
+            csv.reader(io.StringIO(header_text), delimiter=separator, quotechar=quote_char)
+        )
     except (csv.Error, StopIteration):
         header = []
-    if len(header) == frame.width and header != frame.columns and len(set(header)) == len(header):
-        frame = frame.rename(dict(zip(frame.columns, header, strict=True)))
+    if len(header) != frame.width:
+        header = list(frame.columns)
+    names = [name.strip() for name in header]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name:
+            raise ColumnError(
+                f"header {name!r} appears twice",
+                path=where,
+                column=name,
+                hint="every column needs its own header",
+            )
+        seen.add(name)
+    if names != frame.columns and len(set(names)) == len(names):
+        frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
     if frame.width < 2:
         raise FormatError(
             f"found {frame.width} column with separator {separator!r}",

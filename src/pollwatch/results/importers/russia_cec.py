@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -413,7 +412,6 @@ class RussiaCecImporter(Importer):
         year = _year_of(path, given)
         data, where = read_source_bytes(path)
         frame = _read_table(data, where, encoding)
-        frame = _fix_header(frame, data, encoding, where)
         missing_ids = [c for c in ("region", "tik", "uik") if c not in frame.columns]
         if missing_ids:
             shown = ", ".join(repr(c) for c in frame.columns[:12])
@@ -436,7 +434,7 @@ class RussiaCecImporter(Importer):
         count_headers = [*plan.model.values(), *plan.candidates]
         if plan.boxes_total is not None:
             count_headers.append(plan.boxes_total)
-        counts = _parse_counts_fast(frame, count_headers, where)
+        counts = parse_counts(frame, count_headers, where=where, na_values=_NA_VALUES)
         stations = self._stations(counts, plan)
         stations = self._flag(stations, counts, plan, count_headers, year)
         candidates = self._candidates(plan, year)
@@ -730,57 +728,6 @@ class RussiaCecImporter(Importer):
             totals={"Иванов Иван Иванович": 1450, "Петрова Мария Сергеевна": 630},
             stations=len(rows),
         )
-
-
-def _fix_header(frame: pl.DataFrame, data: bytes, encoding: str, where: str) -> pl.DataFrame:
-    """Rename the columns to the header as the csv module reads it, trimmed.
-
-    polars keeps doubled quotes inside quoted header fields (``""ЯБЛОКО""``, 2011 and 2016
-    party names), so the header is parsed again here; a repeated header is an error.
-    """
-    head = data[:65536].removeprefix(b"\xef\xbb\xbf").decode(encoding, errors="ignore")
-    try:
-        fields = next(csv.reader(io.StringIO(head)))
-    except (csv.Error, StopIteration):
-        fields = list(frame.columns)
-    names = [f.strip() for f in fields]
-    if len(names) != frame.width:
-        names = [c.strip() for c in frame.columns]
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ColumnError(
-                f"header {name!r} appears twice",
-                path=where,
-                column=name,
-                hint="every column needs its own header",
-            )
-        seen.add(name)
-    return frame.rename(dict(zip(frame.columns, names, strict=True)))
-
-
-def _parse_counts_fast(frame: pl.DataFrame, columns: Sequence[str], where: str) -> pl.DataFrame:
-    """Counts as ``Int64``: one vectorised cast when every cell is a plain non-negative integer.
-
-    Anything else (empty strings, ``"123.0"``, ``nan``, text, negatives) goes through the shared
-    :func:`parse_counts`, which defines the rules and names the row and column of a bad cell;
-    the fast path only skips its per-column work on clean national files (~2.3 million cells).
-    """
-    if not columns:
-        return frame
-    cast = frame.select(pl.col(c).cast(pl.Int64, strict=False) for c in columns)
-    clean = frame.select(
-        pl.all_horizontal(
-            [
-                (pl.col(c).cast(pl.Int64, strict=False).is_null() == pl.col(c).is_null()).all()
-                & (pl.col(c).cast(pl.Int64, strict=False) >= 0).fill_null(True).all()
-                for c in columns
-            ]
-        )
-    ).item()
-    if not clean:
-        return parse_counts(frame, columns, where=where, na_values=_NA_VALUES)
-    return frame.with_columns(cast)
 
 
 def _candidate_column(header: str) -> str:

@@ -235,10 +235,20 @@ def parse_counts(
         cleaned = pl.when(text.is_in(markers) | (text == "")).then(None).otherwise(text)
         exprs.append(cleaned.alias(name))
     cleaned_frame = frame.select(exprs)
-    parsed = []
-    for name in columns:
+    as_int_frame = cleaned_frame.select(pl.all().cast(pl.Int64, strict=False))
+    # One pass over all columns finds the few (if any) that need a closer look.
+    flags = as_int_frame.select(
+        [
+            ((pl.col(c).is_null() & cleaned_frame[c].is_not_null()) | (pl.col(c) < 0))
+            .any()
+            .alias(c)
+            for c in columns
+        ]
+    ).row(0, named=True)
+    parsed = [as_int_frame[c] for c in columns if not flags[c]]
+    for name in [c for c in columns if flags[c]]:
         column = cleaned_frame[name]
-        as_int = column.cast(pl.Int64, strict=False)
+        as_int = as_int_frame[name]
         bad = as_int.is_null() & column.is_not_null()
         if bad.any():
             as_float = column.cast(pl.Float64, strict=False)

@@ -95,7 +95,9 @@ def test_content_digest_ignores_row_order(order: list[int]) -> None:
 
 
 def test_content_digest_changes_with_a_number() -> None:
-    assert small_election().content_digest() != small_election(valid=[590, 395, 317]).content_digest()
+    assert (
+        small_election().content_digest() != small_election(valid=[590, 395, 317]).content_digest()
+    )
 
 
 def test_docs_page_lists_every_column() -> None:
@@ -108,3 +110,12 @@ def test_docs_page_lists_every_column() -> None:
         assert f"`{column}`" in text, column
     for kind in STATION_KINDS:
         assert f"`{kind}`" in text, kind
+
+
+def test_negative_counts_are_accepted_on_pseudo_stations_only() -> None:
+    election = small_election(
+        Alpha=[400, 200, -3], valid=[590, 395, 15], is_pseudo_station=[False, False, True]
+    )
+    assert election.totals()["Alpha"] == 597
+    with pytest.raises(CountError):
+        small_election(Alpha=[400, 200, -3], valid=[590, 395, 15])

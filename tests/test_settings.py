@@ -55,7 +55,7 @@ def test_bad_boolean() -> None:
 
 def test_docs_page_lists_every_setting() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    for name, (env, key, _) in FIELDS.items():
+    for name, (env, _key, _) in FIELDS.items():
         assert f"`{name}`" in text, name
         assert f"`{env}`" in text, env
     assert set(FIELDS) == set(Settings.__dataclass_fields__)

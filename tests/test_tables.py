@@ -44,3 +44,10 @@ def test_bad_counts_name_row_and_column(cell: str, message: str) -> None:
         parse_counts(frame, ["votes"], where="t.csv")
     assert info.value.row == 4  # header is line 1, the bad cell is on line 4
     assert info.value.column == "votes"
+
+
+def test_count_too_large_for_64_bits_is_a_clean_error() -> None:
+    frame = pl.DataFrame({"votes": ["1", "999999999999999999999"]})
+    with pytest.raises(CountError) as info:
+        parse_counts(frame, ["votes"], where="t.csv")
+    assert info.value.row == 3

@@ -7,9 +7,9 @@ invariants, so every election in pollwatch has exactly this shape.
 
 Columns of ``stations`` (see ``docs/data-model.md``):
 
-============================  ========  ============================================================
+============================  ========  ===========================================================
 column                        type      meaning
-============================  ========  ============================================================
+============================  ========  ===========================================================
 station_id                    str       stable identifier, unique within the election
 region                        str       top administrative level (Russian subject, US state, ...)
 constituency                  str       electoral district where the election has one (OIK, OKW)
@@ -30,13 +30,13 @@ ballots_cast                  Int64     ballots found in all boxes (the turnout 
                                         source definition is in ``meta.definitions``)
 valid                         Int64     valid ballots
 invalid                       Int64     invalid ballots
-<candidate columns>           Int64     votes per candidate or party, named as in ``meta.candidates``
+<candidate columns>           Int64     votes per candidate or party (see ``meta.candidates``)
 is_pseudo_station             bool      not a physical station (aggregates, e-voting, catch-alls)
 is_evoting                    bool      remote electronic voting
 is_abroad                     bool      station outside the country
 is_cancelled                  bool      results later cancelled by the commission
 is_unpublished                bool      the source row has no numbers (nothing was published)
-============================  ========  ============================================================
+============================  ========  ===========================================================
 
 Derived quantities, one definition each:
 
@@ -269,9 +269,13 @@ class Election:
         cast = int(sums["ballots_cast"] or 0)
         # Turnout over stations that report both numbers, so that missing registered counts
         # (US precinct files) do not deflate it.
-        both = frame.filter(pl.col("registered").is_not_null() & pl.col("ballots_cast").is_not_null())
+        both = frame.filter(
+            pl.col("registered").is_not_null() & pl.col("ballots_cast").is_not_null()
+        )
         both_registered = int(both["registered"].sum() or 0)
-        turnout = int(both["ballots_cast"].sum() or 0) / both_registered if both_registered else None
+        turnout = (
+            int(both["ballots_cast"].sum() or 0) / both_registered if both_registered else None
+        )
         leader = self.leader()
         return ElectionSummary(
             election_id=self.id,
@@ -394,20 +398,25 @@ def make_election(meta: ElectionMeta, stations: pl.DataFrame, *, where: str = ""
             path=where or None,
             hint=f"use one of {', '.join(STATION_KINDS)}",
         )
+    # Signed counts are accepted only on pseudo-stations: some sources publish adjustment
+    # rows ("Statistical Adjustments") whose negative numbers make the totals add up.
     count_columns = [*COUNT_COLUMNS, *candidate_columns]
-    negative = table.select([(pl.col(c) < 0).any().alias(c) for c in count_columns]).row(
+    real = ~pl.col("is_pseudo_station")
+    negative = table.select([((pl.col(c) < 0) & real).any().alias(c) for c in count_columns]).row(
         0, named=True
     )
     bad = [c for c, is_bad in negative.items() if is_bad]
     if bad:
         column = bad[0]
-        row = int(table[column].lt(0).fill_null(False).arg_max() or 0)
+        mask = table.select(((pl.col(column) < 0) & real).fill_null(False)).to_series()
+        row = int(mask.arg_max() or 0)
         raise CountError(
             "negative count",
             path=where or None,
             row=row + 1,
             column=column,
-            hint="counts must be zero or more; fix the source or its mapping",
+            hint="counts must be zero or more (signed adjustment rows must be flagged "
+            "is_pseudo_station); fix the source or its mapping",
         )
     definitions = {**DERIVED_DEFINITIONS, **dict(meta.definitions)}
     return Election(meta=replace(meta, definitions=definitions), stations=table)

@@ -115,7 +115,7 @@ def read_csv_table(
     encoding: str = "utf-8",
     separator: str = ",",
     skip_rows: int = 0,
-    quote_char: str = '"',
+    quote_char: str | None = '"',
 ) -> pl.DataFrame:
     """Read CSV bytes into a frame of strings (types are parsed later, with row numbers)."""
     text = decode_text(data, encoding, where)
@@ -208,7 +208,7 @@ def parse_counts(
             [
                 pl.col(name)
                 .cast(pl.String)
-                .str.contains(r"^[0-9]+$")
+                .str.contains(r"^[0-9]{1,18}$")
                 .fill_null(True)
                 .all()
                 .alias(name)

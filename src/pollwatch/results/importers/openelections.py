@@ -1,1 +1,646 @@
-"""Placeholder: being written."""
+"""Importer for OpenElections precinct CSV files (US, one file per state and election).
+
+Source: https://openelections.net, repositories ``openelections/openelections-data-XX`` (converted
+official results; the project states the data "is and will remain free to anyone", no licence
+file). Format (https://github.com/openelections/docs): CSV with the columns ``county, precinct,
+office, district, party, candidate, votes`` and optional vote-mode columns (``election_day,
+early_voting, absentee, provisional, mail`` ...), one row per precinct x office x candidate. File
+names follow ``YYYYMMDD__ss__election__[county__]level.csv`` (``20161108__pa__general__
+precinct.csv``): the date, state and election type are read from the name when it matches.
+
+Turnout is carried by *pseudo-offices*, rows whose ``office`` is ``Registered Voters`` or
+``Ballots Cast`` (also ``Ballots Cast - Total``, ``Total Ballots Cast`` ...); ``Ballots Cast -
+Blank``, ``Over Votes`` / ``Under Votes`` offices, ``Straight Party`` and ``Turnout`` rows are
+recognised and are not contests. Inside a contest, candidates named ``Over Votes`` / ``Under
+Votes`` (``Blank``) are not candidates, nor are total lines (``Total``, ``Total Votes``).
+
+Definitions (also recorded in ``meta.definitions``):
+
+* the contest is option ``office`` (default ``President``; with several districts or, in a
+  primary, several parties, options ``district`` / ``party`` choose one, ``all`` keeps them);
+* a row's votes are ``votes``; where ``votes`` is empty and mode columns exist, the sum of the
+  modes; a precinct's count for a candidate is the sum of its rows (fusion party lines of one
+  candidate add up); null where the precinct has no row for the candidate;
+* ``station_id = "county|precinct"``; ``region`` = the state (file name or option ``state``),
+  ``district`` = county, ``station_name`` = precinct;
+* candidates: one column per name (trimmed, case and spacing ignored), shown by its most
+  frequent spelling, with its most frequent party; ``Write-ins`` lines form one column;
+* ``valid`` = the sum of the candidate columns; ``invalid`` = the contest's over votes + under
+  votes where the file reports them for the precinct, else null; ``ballots_cast`` = the precinct's
+  ``Ballots Cast`` row(s), ``registered`` = its ``Registered Voters`` row(s) (summed over party
+  lines where a file splits them by party), null without such rows;
+* rows with an empty precinct (or a precinct named ``Total``) are county totals: left out where
+  the county also reports precincts (counted in the definitions), kept as a county-level
+  pseudo-station where it does not; catch-all pseudo-precincts ("Absentee", "Provisional" ...)
+  are flagged ``is_pseudo_station`` with ``station_kind = "catch_all"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+
+from pollwatch.errors import ColumnError, FormatError, InputError, PollwatchError
+from pollwatch.results.importers._long import (
+    abroad_precinct_expr,
+    normalise_office,
+    normalise_text_expr,
+    office_kind,
+    office_slug,
+    peek_header,
+    pseudo_precinct_expr,
+    require_single,
+    row_role_expr,
+    select_rows,
+    tally,
+    value_listing,
+)
+from pollwatch.results.importers._tables import (
+    parse_counts,
+    read_csv_table,
+    read_source_bytes,
+    sha256_file,
+)
+from pollwatch.results.importers.base import IMPORTERS, Example, Importer, check_options
+from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
+
+__all__ = ["MODE_COLUMNS", "OpenElectionsImporter", "parse_file_name"]
+
+SOURCE = "OpenElections (https://openelections.net), converted official precinct results"
+LICENSE = (
+    "free to use (OpenElections: 'the data is and will remain free to anyone'); no licence file"
+)
+
+OPTIONS: dict[str, str] = {
+    "office": "contest to import (default 'President' when the file has it)",
+    "district": "district of the office (House seats), or 'all'",
+    "party": "party to keep (primaries), or 'all'",
+    "state": "two-letter state code, when the file name does not give it",
+    "date": "election date YYYY-MM-DD, when the file name does not give it",
+    "na_values": "comma-separated markers of redacted counts, read as missing (e.g. '*,X')",
+    "encoding": "text encoding (default utf-8)",
+}
+
+REQUIRED = ("county", "precinct", "office", "candidate")
+#: Vote-mode columns of the OpenElections format (and variants seen in state repositories).
+MODE_COLUMNS: tuple[str, ...] = (
+    "election_day",
+    "early_voting",
+    "early",
+    "absentee",
+    "provisional",
+    "mail",
+    "mail_in",
+    "vote_by_mail",
+    "advance_in_person",
+    "in_person",
+    "one_stop",
+    "polling",
+    "polling_place",
+    "vote_center",
+    "uocava",
+    "overseas",
+    "military",
+)
+# Pseudo-office kinds, matched on the normalised office (lower case, no dots, spaces collapsed).
+PSEUDO_OFFICES: tuple[tuple[str, str], ...] = (
+    ("registered", r"^(total )?registered voters?( - total| total)?$|^(voter )?registration$"),
+    ("ballots_cast", r"^(total )?ballots cast( - total| total)?$|^total ballots$|^ballots$"),
+    ("blank", r"^ballots cast ?-? ?blank$|^blank ballots$"),
+    ("over_under_office", r"^(over|under) ?-?votes?$|^(overvotes|undervotes)$"),
+    ("straight_party", r"^straight[- ](party|ticket)"),
+    ("turnout", r"turnout"),
+)
+CANONICAL = {"registered": "registered voters", "ballots_cast": "ballots cast"}
+# Precinct values that mark a total row rather than a precinct.
+_TOTAL_PRECINCT = r"(?i)^\s*((county|grand) )?totals?\s*$"
+_ELECTION_WORDS = {
+    "general",
+    "primary",
+    "special",
+    "runoff",
+    "recount",
+    "caucus",
+    "municipal",
+    "presidential",
+    "democratic",
+    "republican",
+    "primary_runoff",
+    "general_runoff",
+}
+_LEVELS = {
+    "precinct",
+    "precincts",
+    "county",
+    "state",
+    "ward",
+    "district",
+    "municipality",
+    "town",
+    "township",
+    "parish",
+}
+
+
+def parse_file_name(name: str) -> dict[str, str]:
+    """``date`` (ISO), ``state``, ``election``, ``county`` and ``level`` from an OpenElections
+    file name such as ``20161108__pa__general__precinct.csv``; empty dict if it does not match."""
+    stem = name.lower()
+    for suffix in (".gz", ".zip", ".csv", ".txt"):
+        stem = stem.removesuffix(suffix)
+    match = re.fullmatch(r"(\d{8})__([a-z]{2})__(.+)", stem)
+    if not match:
+        return {}
+    raw_date, state, rest = match.groups()
+    try:
+        date = dt.datetime.strptime(raw_date, "%Y%m%d").date().isoformat()
+    except ValueError:
+        date = ""
+    parts = [p for p in rest.split("__") if p]
+    level = parts.pop() if len(parts) > 1 and parts[-1] in _LEVELS else ""
+    election = [p for p in parts if p in _ELECTION_WORDS] or parts[:1]
+    county = [p for p in parts if p not in election]
+    return {
+        "date": date,
+        "state": state.upper(),
+        "election": "_".join(election),
+        "county": " ".join(county).replace("_", " "),
+        "level": level,
+    }
+
+
+def _pseudo_office_expr(office: pl.Expr) -> pl.Expr:
+    """The pseudo-office kind of each row, null for a real contest."""
+    text = normalise_text_expr(office.cast(pl.String).str.replace_all(".", "", literal=True))
+    expr: pl.Expr = pl.lit(None, dtype=pl.String)
+    for kind, pattern in reversed(PSEUDO_OFFICES):
+        expr = pl.when(text.str.contains(pattern)).then(pl.lit(kind)).otherwise(expr)
+    return expr
+
+
+def _option_all(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in {"all", "any", "*"}
+
+
+@IMPORTERS.register("openelections")
+class OpenElectionsImporter(Importer):
+    """OpenElections precinct CSV (county, precinct, office, district, party, candidate, votes)."""
+
+    name: ClassVar[str] = "openelections"
+    description: ClassVar[str] = (
+        "OpenElections precinct CSV (US; county, precinct, office, district, party, candidate, "
+        "votes and optional vote-mode columns)"
+    )
+
+    def detect(self, path: Path) -> float:
+        """High confidence for county, precinct, office, candidate, votes without MEDSL columns."""
+        header = peek_header(Path(path))
+        if not header:
+            return 0.0
+        names = set(header)
+        if names & {"state_postal", "state_po", "candidate_normalized"}:
+            return 0.0
+        has_votes = "votes" in names or bool(names & set(MODE_COLUMNS))
+        if set(REQUIRED) <= names and has_votes:
+            named = bool(parse_file_name(Path(path).name))
+            return 0.95 if named or {"district", "party"} <= names else 0.9
+        if {"precinct", "office", "candidate"} <= names and has_votes:
+            return 0.4
+        return 0.0
+
+    def read(
+        self,
+        path: Path,
+        *,
+        mapping: Path | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> Election:
+        """Read an OpenElections precinct file; see the module docstring for the definitions."""
+        path = Path(path)
+        given = check_options(options, OPTIONS, self.name)
+        named = parse_file_name(path.name)
+        data, where = read_source_bytes(path)
+        frame = read_csv_table(data, where=where, encoding=given.get("encoding", "utf-8"))
+        lowered = [c.strip().lower() for c in frame.columns]
+        if len(set(lowered)) == len(lowered):
+            frame = frame.rename(dict(zip(frame.columns, lowered, strict=True)))
+        modes = [c for c in MODE_COLUMNS if c in frame.columns]
+        missing = [c for c in REQUIRED if c not in frame.columns]
+        if "votes" not in frame.columns and not modes:
+            missing.append("votes")
+        if missing:
+            raise ColumnError(
+                f"missing column(s) {missing} of an OpenElections file",
+                path=where,
+                hint=f"columns present: {', '.join(frame.columns[:12])}"
+                f"{'...' if frame.width > 12 else ''}; the format has county, precinct, office, "
+                "district, party, candidate, votes",
+            )
+        if frame.height == 0:
+            raise FormatError("no data rows", path=where, hint="the file has only a header")
+        frame = frame.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
+        count_columns = (["votes"] if "votes" in frame.columns else []) + modes
+        na_values = [v.strip() for v in given.get("na_values", "").split(",") if v.strip()]
+        frame = parse_counts(frame, count_columns, where=where, na_values=na_values)
+        votes = pl.col("votes") if "votes" in frame.columns else pl.lit(None, dtype=pl.Int64)
+        if modes:
+            # An empty 'votes' cell is the sum of the modes (null if they are all empty too).
+            mode_sum = pl.when(pl.any_horizontal([pl.col(m).is_not_null() for m in modes])).then(
+                pl.sum_horizontal([pl.col(m) for m in modes])
+            )
+            votes = pl.coalesce(votes, mode_sum)
+        frame = frame.with_columns(
+            votes.cast(pl.Int64).alias("__votes"),
+            _pseudo_office_expr(pl.col("office")).alias("__pseudo"),
+            pl.concat_str(
+                [
+                    pl.col("county").cast(pl.String).fill_null(""),
+                    pl.col("precinct").cast(pl.String).fill_null(""),
+                ],
+                separator="|",
+            ).alias("station_id"),
+            (pl.col("precinct").cast(pl.String).str.strip_chars().fill_null("") == "").alias(
+                "__blank_precinct"
+            ),
+        ).with_columns(
+            (
+                pl.col("__blank_precinct")
+                | pl.col("precinct").cast(pl.String).str.contains(_TOTAL_PRECINCT).fill_null(False)
+            ).alias("__aggregate")
+        )
+
+        contest, office, filters = self._contest(frame, given, named, where)
+        contest, dropped = self._drop_totals(contest)
+        rows = contest.select(
+            "station_id",
+            pl.col("__row").alias("_row"),
+            normalise_text_expr(pl.col("candidate")).alias("identity"),
+            pl.col("candidate").cast(pl.String).str.strip_chars().alias("name"),
+            (
+                pl.col("party").cast(pl.String).str.strip_chars()
+                if "party" in contest.columns
+                else pl.lit(None, dtype=pl.String)
+            ).alias("party"),
+            pl.lit(False).alias("writein"),
+            row_role_expr(pl.col("candidate")).alias("role"),
+            pl.col("__votes").alias("votes"),
+            pl.col("county").cast(pl.String).str.strip_chars().alias("district"),
+            pl.col("precinct").cast(pl.String).alias("station_name"),
+            pl.col("__aggregate").alias("_aggregate"),
+        )
+        result = tally(
+            rows,
+            where=where,
+            attributes=["district", "station_name", "_aggregate"],
+            votes_column="votes",
+        )
+        stations = result.stations
+        turnout, turnout_notes = self._turnout(frame, given, stations)
+        stations = stations.join(turnout, on="station_id", how="left")
+        state = (given.get("state") or named.get("state") or "").strip().upper()
+        if state and not re.fullmatch(r"[A-Z]{2}", state):
+            raise PollwatchError(
+                f"option state={given.get('state')!r} is not a two-letter code", hint="state=PA"
+            )
+        pseudo = pseudo_precinct_expr("station_name") | pl.col("_aggregate")
+        stations = stations.with_columns(
+            pl.lit(state or None, dtype=pl.String).alias("region"),
+            pl.when(pl.col("station_name").cast(pl.String).str.strip_chars() == "")
+            .then(None)
+            .otherwise(pl.col("station_name"))
+            .alias("station_name"),
+            pseudo.alias("is_pseudo_station"),
+            (pseudo & abroad_precinct_expr("station_name")).alias("is_abroad"),
+            pl.when(pseudo)
+            .then(pl.lit("catch_all"))
+            .otherwise(pl.lit("ordinary"))
+            .alias("station_kind"),
+        ).drop("_aggregate")
+        definitions = {
+            "contest": "; ".join(filters),
+            "votes": (
+                "a row's votes are the 'votes' column; where it is empty, the sum of the "
+                f"vote-mode columns ({', '.join(modes) or 'none in this file'}); a precinct's "
+                "count for a candidate is the sum of its rows (fusion party lines add up); "
+                "null where the precinct has no row for the candidate"
+            ),
+            "station_id": "'county|precinct' of the source",
+            "candidates": (
+                "one column per candidate name (trimmed, case and spacing ignored), shown by "
+                "its most frequent spelling with its most frequent party; 'Write-ins' lines "
+                "form one column"
+            ),
+            "valid": "sum of the candidate columns",
+            "invalid": (
+                "over votes + under votes (blank) of the contest where the precinct has such "
+                "rows, else null"
+            ),
+            "ballots_cast": (
+                "the precinct's 'Ballots Cast' pseudo-office row(s) (all offices together), "
+                "null without one"
+            ),
+            "registered": "the precinct's 'Registered Voters' pseudo-office row(s), null without",
+            "is_pseudo_station": (
+                "catch-all pseudo-precincts by name ('Absentee', 'Provisional', 'Early Voting' "
+                "...; pollwatch.results.importers._long.PSEUDO_PRECINCT_PATTERNS) and county "
+                f"totals kept as the only data of their county: "
+                f"{int(stations['is_pseudo_station'].sum())} stations, kind 'catch_all'"
+            ),
+            "county_totals": (
+                f"{dropped} row(s) with an empty precinct (or precinct 'Total') in counties that "
+                "also report precincts are county totals, left out so that votes are not "
+                "counted twice"
+            ),
+            **turnout_notes,
+            **dict(result.definitions),
+        }
+        meta = self._meta(path, named, given, state, office, result.candidates, definitions)
+        return make_election(meta, stations, where=where)
+
+    def _contest(
+        self,
+        frame: pl.DataFrame,
+        given: Mapping[str, str],
+        named: Mapping[str, str],
+        where: str,
+    ) -> tuple[pl.DataFrame, str, list[str]]:
+        """The rows of the chosen contest, the office as spelled in the file, the filters."""
+        offices = frame.filter(
+            pl.col("__pseudo").is_null() | ~pl.col("__pseudo").is_in(["registered", "ballots_cast"])
+        )
+        pseudo_listing = [
+            "registered voters",
+            "ballots cast",
+            "ballots cast - blank",
+            "ballots cast - total",
+            "over votes",
+            "under votes",
+        ]
+        wanted = given.get("office")
+        if wanted is None:
+            president = offices.filter(normalise_office(pl.col("office")) == "president")
+            if president.height == 0:
+                raise InputError(
+                    "no 'President' rows and no office chosen",
+                    path=where,
+                    column="office",
+                    hint="offices in the file (rows): "
+                    f"{value_listing(offices, 'office', pseudo_listing)}; pass --option "
+                    "office=NAME",
+                )
+            contest = president
+            wanted = "President"
+        else:
+            contest = select_rows(
+                offices,
+                "office",
+                wanted,
+                where=where,
+                option="office",
+                what="office",
+                compare="office",
+                exclude=pseudo_listing,
+            )
+        filters = [f"office = {wanted!r}"]
+        district = given.get("district")
+        if "district" in contest.columns:
+            if district is not None and not _option_all(district):
+                contest = select_rows(
+                    contest,
+                    "district",
+                    district,
+                    where=where,
+                    option="district",
+                    what="district",
+                    compare="district",
+                )
+                filters.append(f"district = {district!r}")
+            elif district is None and office_kind(wanted) != "presidential":
+                # Presidential rows may carry congressional districts: one contest all the
+                # same. Other offices with several districts are several contests.
+                require_single(contest, "district", where=where, option="district", what="district")
+        party = given.get("party")
+        if party is not None and not _option_all(party):
+            if "party" not in contest.columns:
+                raise ColumnError(
+                    "option party given but the file has no party column",
+                    path=where,
+                    hint="drop --option party",
+                )
+            contest = select_rows(
+                contest, "party", party, where=where, option="party", what="party"
+            )
+            filters.append(f"party = {party!r}")
+        elif (
+            party is None and "primary" in named.get("election", "") and "party" in contest.columns
+        ):
+            # A primary holds one contest per party: adding up rivals of different ballots in
+            # one precinct would be meaningless.
+            require_single(contest, "party", where=where, option="party", what="party")
+        spelled = (
+            contest.select(pl.col("office").cast(pl.String).str.strip_chars().alias("o"))
+            .group_by("o")
+            .len()
+            .sort(["len", "o"], descending=[True, False])
+        )
+        office = str(spelled["o"][0]) if spelled.height else wanted
+        return contest, office, filters
+
+    @staticmethod
+    def _drop_totals(contest: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """Leave out county-total rows where the county also reports precincts."""
+        county = normalise_text_expr(pl.col("county"))
+        reported = (
+            contest.filter(~pl.col("__aggregate"))
+            .select(county.alias("c"))
+            .drop_nulls()
+            .unique()["c"]
+        )
+        # A total without a county (the state's) repeats whatever else the file holds.
+        has_counties = contest.select(county.is_not_null().any()).item()
+        drop = pl.col("__aggregate") & (
+            county.is_in(reported.to_list()).fill_null(False)
+            | (county.is_null() & pl.lit(bool(has_counties)))
+        )
+        kept = contest.filter(~drop)
+        return kept, contest.height - kept.height
+
+    @staticmethod
+    def _turnout(
+        frame: pl.DataFrame, given: Mapping[str, str], stations: pl.DataFrame
+    ) -> tuple[pl.DataFrame, dict[str, str]]:
+        """Per station: ``registered`` and ``ballots_cast`` from the pseudo-office rows."""
+        notes: dict[str, str] = {}
+        rows = frame.filter(pl.col("__pseudo").is_in(["registered", "ballots_cast"]))
+        party = given.get("party")
+        if party is not None and not _option_all(party) and "party" in rows.columns:
+            of_party = rows.filter(normalise_text_expr(pl.col("party")) == party.strip().lower())
+            if of_party.height:
+                rows = of_party
+                notes["turnout_party"] = f"turnout rows of party {party!r} only"
+        recognised = frame.filter(
+            pl.col("__pseudo").is_in(["blank", "over_under_office", "straight_party", "turnout"])
+        )
+        if recognised.height:
+            notes["pseudo_offices"] = (
+                f"{recognised.height} row(s) of pseudo-offices not used (blank ballots, over/"
+                "under votes not tied to a contest, straight-party lines, turnout percentages): "
+                + value_listing(recognised, "office")
+            )
+        empty = pl.DataFrame(
+            {"station_id": [], "registered": [], "ballots_cast": []},
+            schema={"station_id": pl.String, "registered": pl.Int64, "ballots_cast": pl.Int64},
+        )
+        if rows.height == 0:
+            return empty, notes
+        label = normalise_text_expr(
+            pl.col("office").cast(pl.String).str.replace_all(".", "", literal=True)
+        )
+        per_label = (
+            rows.with_columns(
+                pl.when(label == pl.col("__pseudo").replace_strict(CANONICAL, default=""))
+                .then(0)
+                .otherwise(1)
+                .alias("__priority"),
+                label.alias("__label"),
+            )
+            .group_by("station_id", "__pseudo", "__priority", "__label")
+            .agg(
+                pl.when(pl.col("__votes").is_not_null().any())
+                .then(pl.col("__votes").sum())
+                .otherwise(None)
+                .alias("value")
+            )
+            # Where a precinct has two spellings ("Ballots Cast", "Ballots Cast - Total"), the
+            # canonical one wins; rows of one spelling (party lines) add up.
+            .sort(["station_id", "__pseudo", "__priority", "__label"])
+            .group_by("station_id", "__pseudo", maintain_order=True)
+            .agg(pl.col("value").first())
+        )
+        registered = per_label.filter(pl.col("__pseudo") == "registered").select(
+            "station_id", pl.col("value").cast(pl.Int64).alias("registered")
+        )
+        ballots = per_label.filter(pl.col("__pseudo") == "ballots_cast").select(
+            "station_id", pl.col("value").cast(pl.Int64).alias("ballots_cast")
+        )
+        result = (
+            stations.select("station_id")
+            .join(registered, on="station_id", how="left")
+            .join(ballots, on="station_id", how="left")
+        )
+        outside = (
+            rows.select("station_id")
+            .unique()
+            .join(stations.select("station_id"), on="station_id", how="anti")
+        )
+        if outside.height:
+            notes["turnout_outside_contest"] = (
+                f"{outside.height} precinct(s) have turnout rows but no row of the contest "
+                "(outside the district, or county totals): not stations of this contest"
+            )
+        return result, notes
+
+    def _meta(
+        self,
+        path: Path,
+        named: Mapping[str, str],
+        given: Mapping[str, str],
+        state: str,
+        office: str,
+        candidates: tuple[Candidate, ...],
+        definitions: Mapping[str, str],
+    ) -> ElectionMeta:
+        date = given.get("date") or named.get("date", "")
+        if date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date.strip()):
+            raise PollwatchError(f"option date={date!r} is not YYYY-MM-DD", hint="date=2016-11-08")
+        election = named.get("election", "")
+        parts = ["us"]
+        if state:
+            parts.append(state.lower())
+        if date:
+            parts.append(date[:4])
+        if election and election != "general":
+            parts.append(election.replace("_", "-"))
+        parts.append(office_slug(office))
+        district = given.get("district")
+        if district and not _option_all(district):
+            parts.append(f"district-{district.strip().lower()}")
+        party = given.get("party")
+        if party and not _option_all(party):
+            parts.append(party.strip().lower())
+        parts.append("openelections")
+        election_id = "-".join(p for p in "-".join(parts).split("-") if p)
+        contest = office
+        if district and not _option_all(district):
+            contest += f", district {district.strip()}"
+        if party and not _option_all(party):
+            contest += f" ({party.strip()})"
+        if election:
+            contest += f" ({election.replace('_', ' ')})"
+        return ElectionMeta(
+            id=election_id,
+            country="US",
+            date=date.strip(),
+            kind=office_kind(office),
+            contest=contest,
+            source=SOURCE,
+            license=LICENSE,
+            importer=self.name,
+            candidates=candidates,
+            hierarchy_labels={
+                "region": "state (file name)" if named.get("state") else "state (option)",
+                "district": "county",
+                "station_name": "precinct",
+            },
+            definitions=definitions,
+            source_files=(path.name,),
+            source_sha256=sha256_file(path),
+        )
+
+    def example(self, folder: Path) -> Example:
+        """A small file with vote modes, turnout pseudo-offices, two offices and a county total."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "20161108__vt__general__precinct.csv"
+        path.write_text(
+            "county,precinct,office,district,party,candidate,votes,election_day,absentee\n"
+            "Addison,Bristol,Registered Voters,,,,3100,,\n"
+            "Addison,Bristol,Ballots Cast,,,,2010,1800,210\n"
+            "Addison,Bristol,President,,DEM,Hillary Clinton,1200,1080,120\n"
+            "Addison,Bristol,President,,REP,Donald J. Trump,650,590,60\n"
+            "Addison,Bristol,President,,LIB,Gary Johnson,,70,15\n"
+            "Addison,Bristol,President,,,Write-ins,40,35,5\n"
+            "Addison,Bristol,President,,,Over Votes,5,5,0\n"
+            "Addison,Bristol,President,,,Under Votes,30,20,10\n"
+            "Addison,Bristol,U.S. Senate,,DEM,Patrick Leahy,1400,1250,150\n"
+            "Addison,Bristol,U.S. Senate,,REP,Scott Milne,560,500,60\n"
+            'Addison,"Middlebury, Ward 1",Registered Voters,,,,2500,,\n'
+            'Addison,"Middlebury, Ward 1",Ballots Cast,,,,1700,,\n'
+            'Addison,"Middlebury, Ward 1",President,,DEM,Hillary Clinton,1100,,\n'
+            'Addison,"Middlebury, Ward 1",President,,REP,Donald J. Trump,480,,\n'
+            'Addison,"Middlebury, Ward 1",President,,LIB,Gary Johnson,60,,\n'
+            'Addison,"Middlebury, Ward 1",President,,,Write-ins,25,,\n'
+            'Addison,"Middlebury, Ward 1",U.S. Senate,,DEM,Patrick Leahy,1250,,\n'
+            "Addison,,President,,DEM,Hillary Clinton,2300,,\n"
+            "Addison,,President,,REP,Donald J. Trump,1130,,\n"
+            "Bennington,Absentee,President,,DEM,Hillary Clinton,300,,300\n"
+            "Bennington,Absentee,President,,REP,DONALD J. TRUMP,210,,210\n"
+            "Bennington,Absentee,President,,GRN,Jill Stein,12,,12\n",
+            encoding="utf-8",
+        )
+        return Example(
+            path=path,
+            totals={
+                "Hillary Clinton": 1200 + 1100 + 300,
+                "Donald J. Trump": 650 + 480 + 210,
+                "Gary Johnson": 85 + 60,
+                "Jill Stein": 12,
+                "Write-ins": 40 + 25,
+            },
+            stations=3,
+        )

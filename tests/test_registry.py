@@ -19,3 +19,12 @@ def test_register_get_and_suggest() -> None:
         registry.add("alpha", 2)
     assert registry.names() == ["alpha"]
     assert "alpha" in registry and len(registry) == 1
+
+
+def test_public_api_is_exported_lazily() -> None:
+    import pollwatch
+
+    for name in pollwatch.__all__:
+        assert getattr(pollwatch, name) is not None
+    with pytest.raises(AttributeError):
+        _ = pollwatch.no_such_name

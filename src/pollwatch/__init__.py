@@ -3,25 +3,38 @@
 Layers (imports point downward only)::
 
     cli/                      interfaces: compose and render, no analysis
+    evidence/                 capability: tamper-evident archive (needs no results code)
     results/                  core: data model, importers, protocol checks, store, datasets
     settings, errors, registry
 
-The public API is re-exported here.
+The public API is re-exported here and loaded lazily (PEP 562), so that ``import pollwatch``
+does not import polars for tools that only need, say, the evidence archive.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("pollwatch")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+source"
 
-from pollwatch.errors import PollwatchError  # noqa: E402
-from pollwatch.results.checks import QualityReport, check_protocols  # noqa: E402
-from pollwatch.results.importers import import_file  # noqa: E402
-from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election  # noqa: E402
-from pollwatch.results.store import ElectionStore  # noqa: E402
-from pollwatch.settings import Settings, load_settings  # noqa: E402
+_EXPORTS = {
+    "Candidate": "pollwatch.results.model",
+    "Election": "pollwatch.results.model",
+    "ElectionMeta": "pollwatch.results.model",
+    "ElectionStore": "pollwatch.results.store",
+    "PollwatchError": "pollwatch.errors",
+    "QualityReport": "pollwatch.results.checks",
+    "Settings": "pollwatch.settings",
+    "check_protocols": "pollwatch.results.checks",
+    "import_file": "pollwatch.results.importers",
+    "load_settings": "pollwatch.settings",
+    "make_election": "pollwatch.results.model",
+}
 
 __all__ = [
     "Candidate",
@@ -37,3 +50,24 @@ __all__ = [
     "load_settings",
     "make_election",
 ]
+
+if TYPE_CHECKING:
+    from pollwatch.errors import PollwatchError
+    from pollwatch.results.checks import QualityReport, check_protocols
+    from pollwatch.results.importers import import_file
+    from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
+    from pollwatch.results.store import ElectionStore
+    from pollwatch.settings import Settings, load_settings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pollwatch' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -70,8 +70,12 @@ class QualityReport:
             "election_id": self.election_id,
             "stations": self.table.height,
             "rules": [
-                {"rule": c.rule, "description": c.description, "checked": c.checked,
-                 "failed": c.failed}
+                {
+                    "rule": c.rule,
+                    "description": c.description,
+                    "checked": c.checked,
+                    "failed": c.failed,
+                }
                 for c in self.counts
             ],
         }
@@ -85,8 +89,11 @@ class QualityReport:
         table.add_column("failed", justify="right")
         for c in self.counts:
             style = "red" if c.failed else ""
-            table.add_row(c.description, f"{c.checked:,}", f"[{style}]{c.failed:,}[/]" if style
-                          else f"{c.failed:,}")
+            table.add_row(
+                c.description,
+                f"{c.checked:,}",
+                f"[{style}]{c.failed:,}[/]" if style else f"{c.failed:,}",
+            )
         return table
 
 
@@ -102,13 +109,17 @@ def check_protocols(election: Election) -> QualityReport:
     """Check every station's protocol arithmetic; see the module docstring for the rules."""
     frame = election.stations
     candidates = election.candidate_columns
-    boxes = pl.when(
-        pl.col("ballots_in_stationary_boxes").is_not_null()
-        | pl.col("ballots_in_mobile_boxes").is_not_null()
-    ).then(
-        pl.col("ballots_in_stationary_boxes").fill_null(0)
-        + pl.col("ballots_in_mobile_boxes").fill_null(0)
-    ).otherwise(pl.col("ballots_cast"))
+    boxes = (
+        pl.when(
+            pl.col("ballots_in_stationary_boxes").is_not_null()
+            | pl.col("ballots_in_mobile_boxes").is_not_null()
+        )
+        .then(
+            pl.col("ballots_in_stationary_boxes").fill_null(0)
+            + pl.col("ballots_in_mobile_boxes").fill_null(0)
+        )
+        .otherwise(pl.col("ballots_cast"))
+    )
     issued_parts = ["ballots_issued_early", "ballots_issued_on_day", "ballots_issued_outside"]
     issued = pl.when(pl.any_horizontal([pl.col(c).is_not_null() for c in issued_parts])).then(
         pl.sum_horizontal([pl.col(c).fill_null(0) for c in issued_parts])
@@ -123,7 +134,9 @@ def check_protocols(election: Election) -> QualityReport:
         ),
         "ballots_in_boxes_within_issued": boxes > issued,
         "turnout_at_most_100": pl.col("ballots_cast") > pl.col("registered"),
-        "no_negative_counts": pl.any_horizontal([(pl.col(c) < 0).fill_null(False) for c in all_counts]),
+        "no_negative_counts": pl.any_horizontal(
+            [(pl.col(c) < 0).fill_null(False) for c in all_counts]
+        ),
         "unique_station_id": pl.col("station_id").is_duplicated(),
     }
     table = frame.select(

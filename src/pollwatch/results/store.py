@@ -72,9 +72,7 @@ class ElectionStore:
         return self.root / check_election_id(election_id)
 
     def __contains__(self, election_id: object) -> bool:
-        return isinstance(election_id, str) and (
-            self.root / election_id / "meta.json"
-        ).is_file()
+        return isinstance(election_id, str) and (self.root / election_id / "meta.json").is_file()
 
     def save(
         self, election: Election, *, replace: bool = False
@@ -189,5 +187,7 @@ class ElectionStore:
         """Remove a stored election."""
         folder = self._folder(election_id)
         if not folder.exists():
-            raise StoreError(f"no election {election_id!r} in the store", hint="see 'pollwatch list'")
+            raise StoreError(
+                f"no election {election_id!r} in the store", hint="see 'pollwatch list'"
+            )
         shutil.rmtree(folder)

@@ -88,3 +88,50 @@ def test_usage_error_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "import", "--bogus")
     assert code == 2
     assert "No such option" in err
+
+
+def test_import_file_then_reimport_is_idempotent(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pollwatch.results.importers import get_importer
+
+    example = get_importer("russia-cec").example(tmp_path / "src")
+    code, out, _ = run(capsys, "import", str(example.path), "--id", "example-1")
+    assert code == 0 and "imported" in out
+    code, out, _ = run(capsys, "import", str(example.path), "--id", "example-1")
+    assert code == 0 and "unchanged" in out
+    assert [e.id for e in ElectionStore(home / "elections").list()] == ["example-1"]
+
+
+def test_failed_import_leaves_nothing(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "2018.csv"
+    bad.write_text(
+        "region,tik,uik,Число избирателей, внесенных в список\nA,B,1,abc\n", encoding="utf-8"
+    )
+    code, _, err = run(capsys, "import", str(bad), "--format", "russia-cec")
+    assert code == 2
+    assert "2018.csv" in err
+    assert not (home / "elections").exists() or list((home / "elections").iterdir()) == []
+
+
+def test_export_nist_round_trips(
+    stored: ElectionStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "report.json"
+    assert run(capsys, "export", "demo-x", "-o", str(target))[0] == 0
+    code, out, _ = run(capsys, "import", str(target), "--id", "demo-back")
+    assert code == 0, out
+    assert stored.load("demo-back").totals() == {"Alpha": 900, "Beta": 403}
+
+
+def test_import_dataset_from_mirror(
+    home: Path, mirror: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--mirror", str(mirror), "import", "--dataset", "poland-2020-r2")
+    assert code == 0, err
+    code, out, _ = run(capsys, "show", "poland-2020-r2", "--json")
+    data = json.loads(out)
+    assert data["summary"]["registered"] == 30_267_989  # PROVENANCE.md of the PKW files
+    assert data["summary"]["totals"]["Andrzej Sebastian DUDA"] == 10_440_388

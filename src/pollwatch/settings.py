@@ -7,6 +7,7 @@ checks that page against :data:`FIELDS`.
 
 from __future__ import annotations
 
+import getpass
 import os
 import tomllib
 from collections.abc import Mapping
@@ -31,13 +32,22 @@ class Settings:
             ``<mirror>/<dataset folder>/<file>``; when set, datasets are read from it and
             never downloaded.
         download: whether datasets missing from mirror and cache may be downloaded.
+        actor: who is acting, as recorded in the evidence custody log (default: the login name).
+        timestamp_authorities: RFC 3161 time-stamp authority URLs that checkpoints are sent to.
         config_file: the TOML file the other values were read from, if any.
     """
 
     home: Path
     data_mirror: Path | None = None
     download: bool = True
+    actor: str = ""
+    timestamp_authorities: tuple[str, ...] = ()
     config_file: Path | None = None
+
+    @property
+    def evidence_dir(self) -> Path:
+        """``<home>/evidence``: the evidence archive (objects, log, checkpoints, keys)."""
+        return self.home / "evidence"
 
     @property
     def elections_dir(self) -> Path:
@@ -66,6 +76,16 @@ FIELDS: dict[str, tuple[str, str, str]] = {
         "POLLWATCH_DOWNLOAD",
         "download",
         "allow downloading datasets missing from mirror and cache (true/false)",
+    ),
+    "actor": (
+        "POLLWATCH_ACTOR",
+        "actor",
+        "who is acting, recorded in the evidence custody log (default: the login name)",
+    ),
+    "timestamp_authorities": (
+        "POLLWATCH_TSA_URLS",
+        "timestamp_authorities",
+        "RFC 3161 time-stamp authority URLs for checkpoints (comma-separated in the variable)",
     ),
     "config_file": ("POLLWATCH_CONFIG", "-", "path of the TOML config file"),
 }
@@ -165,4 +185,31 @@ def load_settings(
         )
     download_value = pick("download")
     download = _parse_bool(*download_value) if download_value else True
-    return Settings(home=home, data_mirror=mirror, download=download, config_file=config_path)
+    actor_value = pick("actor")
+    actor = str(actor_value[0]) if actor_value else _login_name()
+    tsa_value = pick("timestamp_authorities")
+    tsa_urls: tuple[str, ...] = ()
+    if tsa_value:
+        raw, where = tsa_value
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(u, str) for u in items):
+            raise SettingsError(f"{where}: expected URLs", hint="a list of strings")
+        tsa_urls = tuple(u.strip() for u in items if u.strip())
+        for url in tsa_urls:
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"{where}: {url!r} is not an http(s) URL")
+    return Settings(
+        home=home,
+        data_mirror=mirror,
+        download=download,
+        actor=actor,
+        timestamp_authorities=tsa_urls,
+        config_file=config_path,
+    )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"

@@ -28,6 +28,7 @@ from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings, load_settings
 
+from .evidence import evidence_app
 from .render import catalogue_table, failing_stations_table, summary_renderable
 
 __all__ = ["app", "main", "run"]
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="Public datasets: list and fetch (mirror, cache or download).")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(evidence_app, name="evidence")
 
 
 class State:

@@ -19,6 +19,7 @@ from rich.table import Table
 from pollwatch.errors import EvidenceError
 from pollwatch.evidence.archive import EvidenceArchive, local_address
 from pollwatch.evidence.bundle import TrustStore, export_bundle, verify_bundle
+from pollwatch.evidence.checkpoint import Signer, Verifier, Witness, generate_cosigner
 from pollwatch.settings import Settings
 
 __all__ = ["evidence_app"]
@@ -252,9 +253,14 @@ def export_command(
     items: Annotated[list[str], typer.Argument(help="Item hashes to put in the bundle.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The bundle (.zip).")],
     reason: Annotated[str, typer.Option(help="Why it is exported (recorded).")],
+    witness_dir: Annotated[
+        list[Path] | None,
+        typer.Option(help="A witness folder whose witness cosigns the bundle's checkpoint."),
+    ] = None,
 ) -> None:
     """Write a self-contained bundle that verifies offline."""
     settings = _settings(ctx)
+    witnesses = [_load_witness(folder) for folder in witness_dir or []]
     with _archive(ctx) as archive:
         report = export_bundle(
             archive,
@@ -264,6 +270,7 @@ def export_command(
             address=local_address(),
             reason=reason,
             timestamp_authorities=settings.timestamp_authorities,
+            witnesses=witnesses,
         )
     console.print(f"wrote {output}: {len(report.checks)} checks passed")
 
@@ -307,7 +314,6 @@ def witness_init(
     log_key: Annotated[list[str], typer.Option(help="Verifier key of a log this witness follows.")],
 ) -> None:
     """Create a witness identity that follows the given logs."""
-    from pollwatch.evidence.checkpoint import Verifier, generate_cosigner
 
     if (folder / "witness.key").exists():
         raise EvidenceError(f"{folder} already holds a witness", hint="use another folder")
@@ -327,7 +333,14 @@ def witness_cosign(
     folder: Annotated[Path, typer.Option("--dir", help="The witness's own folder.")],
 ) -> None:
     """Cosign this archive's latest checkpoint as the witness in --dir."""
-    from pollwatch.evidence.checkpoint import Signer, Verifier, Witness
+    witness = _load_witness(folder)
+    with _archive(ctx) as archive:
+        stored = archive.witness(witness)
+    console.print(stored.note.rstrip("\n"), soft_wrap=True, markup=False, highlight=False)
+
+
+def _load_witness(folder: Path) -> Witness:
+    """The witness kept in ``folder`` (created by 'witness init')."""
 
     try:
         signer = Signer.from_string((folder / "witness.key").read_text("utf-8").strip())
@@ -340,7 +353,4 @@ def witness_cosign(
         raise EvidenceError(
             f"no witness in {folder} ({exc.strerror})", hint="create one with 'witness init'"
         ) from None
-    witness = Witness(signer, logs, state=folder / "state.json")
-    with _archive(ctx) as archive:
-        stored = archive.witness(witness)
-    console.print(stored.note.rstrip("\n"), soft_wrap=True, markup=False, highlight=False)
+    return Witness(signer, logs, state=folder / "state.json")

@@ -19,21 +19,25 @@ order: the bundle signature over the manifest; every file against the manifest's
 missing and none added (so a change anywhere in the bundle is detected); the checkpoint's
 signature by the log key; the witnesses' cosignatures (k of n); every time-stamp token; every
 entry's leaf hash and inclusion proof against the signed root; every file against the hash and
-size in its entry; and that each custody entry names an item in the bundle. Keys taken from the
+size in its entry; that each custody entry names an item in the bundle; and that the zip is
+byte for byte the canonical layout of its members (stored, name order, fixed dates), so that
+even a flipped bit in zip metadata is reported. Keys taken from the
 bundle itself are reported as not independently trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import tempfile
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pollwatch import __version__
 from pollwatch.errors import EvidenceError, VerificationError
@@ -41,6 +45,7 @@ from pollwatch.evidence.archive import EvidenceArchive, now_utc
 from pollwatch.evidence.checkpoint import (
     Checkpoint,
     Verifier,
+    Witness,
     open_note,
     sign_note,
     verify_checkpoint,
@@ -51,6 +56,7 @@ from pollwatch.evidence.merkle import leaf_hash, verify_inclusion
 __all__ = ["BundleCheck", "BundleReport", "TrustStore", "export_bundle", "verify_bundle"]
 
 FORMAT = "pollwatch-evidence-bundle/1"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 20
 
 
@@ -148,12 +154,14 @@ def export_bundle(
     reason: str,
     timestamp_authorities: Sequence[str] = (),
     tsa_trusted_certs: Sequence[bytes] | None = None,
+    witnesses: Sequence[Witness] = (),
 ) -> BundleReport:
     """Write a bundle of ``items`` to ``output`` and return its verification report.
 
     The export is itself recorded first (one ``export`` custody entry per item), then a
-    checkpoint covering those entries is signed (and time-stamped by the given authorities), so
-    the bundle proves its own custody. Written to a temporary file, verified, then renamed.
+    checkpoint covering those entries is signed (and time-stamped by the given authorities) and
+    cosigned by the given ``witnesses``, so the bundle proves its own custody. Written to a
+    temporary file, verified, then renamed.
     """
     if not items:
         raise EvidenceError("no items to export", hint="name one or more item hashes")
@@ -170,6 +178,8 @@ def export_bundle(
     stored = archive.sign_checkpoint(
         timestamp_authorities=timestamp_authorities, tsa_trusted_certs=tsa_trusted_certs
     )
+    for witness in witnesses:
+        stored = archive.witness(witness, size=stored.checkpoint.size)
     size = stored.checkpoint.size
     wanted = set(shas)
     entries: list[tuple[int, bytes]] = []
@@ -217,46 +227,35 @@ def export_bundle(
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        digests: dict[str, str] = {}
+        small: dict[str, bytes] = {
+            "checkpoint.note": stored.note.encode("utf-8"),
+            "keys/log.pub": (archive.verifier.to_string() + "\n").encode("utf-8"),
+            "keys/witnesses.txt": _witness_keys_text(archive).encode("utf-8"),
+            "STATEMENT.md": _statement(archive, manifest, records, stored.note).encode("utf-8"),
+        }
+        for n, (token, certificates) in enumerate(stored.timestamps):
+            small[f"timestamps/{n}.tsr"] = token
+            small[f"timestamps/{n}.pem"] = certificates
+        for index, raw in entries:
+            small[_entry_name(index)] = raw
+            proof = archive.inclusion_proof(index, size)
+            small[f"proofs/{index:012d}.json"] = json.dumps(
+                {"index": index, "size": size, "hashes": [h.hex() for h in proof]}, indent=1
+            ).encode("utf-8")
+        digests = {name: hashlib.sha256(data).hexdigest() for name, data in small.items()}
+        digests.update({f"items/{sha}": sha for sha in shas})
+        manifest["files"] = dict(sorted(digests.items()))
+        small["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
+        manifest_digest = hashlib.sha256(small["manifest.json"]).hexdigest()
+        body = f"{FORMAT}\n{archive.origin}\nmanifest {manifest_digest}\n"
+        small["bundle.note"] = sign_note(body, archive.signer()).encode("utf-8")
 
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        def member(name: str) -> IO[bytes]:
+            if name.startswith("items/"):
+                return archive.objects.open(name.removeprefix("items/"))
+            return io.BytesIO(small[name])
 
-            def put(name: str, data: bytes | str) -> None:
-                raw = data.encode("utf-8") if isinstance(data, str) else data
-                digests[name] = hashlib.sha256(raw).hexdigest()
-                bundle.writestr(name, raw)
-
-            put("checkpoint.note", stored.note)
-            put("keys/log.pub", archive.verifier.to_string() + "\n")
-            put("keys/witnesses.txt", _witness_keys_text(archive))
-            for n, (token, certificates) in enumerate(stored.timestamps):
-                put(f"timestamps/{n}.tsr", token)
-                put(f"timestamps/{n}.pem", certificates)
-            for index, raw in entries:
-                put(_entry_name(index), raw)
-                proof = archive.inclusion_proof(index, size)
-                put(
-                    f"proofs/{index:012d}.json",
-                    json.dumps(
-                        {"index": index, "size": size, "hashes": [h.hex() for h in proof]},
-                        indent=1,
-                    ),
-                )
-            for sha in shas:
-                with (
-                    archive.objects.open(sha) as source,
-                    bundle.open(f"items/{sha}", "w", force_zip64=True) as target,
-                ):
-                    while chunk := source.read(_CHUNK):
-                        target.write(chunk)
-                digests[f"items/{sha}"] = sha
-            put("STATEMENT.md", _statement(archive, manifest, records, stored.note))
-            manifest["files"] = dict(sorted(digests.items()))
-            manifest_bytes = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
-            bundle.writestr("manifest.json", manifest_bytes)
-            manifest_digest = hashlib.sha256(manifest_bytes).hexdigest()
-            body = f"{FORMAT}\n{archive.origin}\nmanifest {manifest_digest}\n"
-            bundle.writestr("bundle.note", sign_note(body, archive.signer()))
+        _write_canonical(partial, [*small, *(f"items/{sha}" for sha in shas)], member)
         report = verify_bundle(partial, TrustStore(log_keys=(archive.verifier,)))
         if not report.ok:
             failure = report.failure
@@ -270,6 +269,23 @@ def export_bundle(
     finally:
         if partial.exists():
             partial.unlink()
+
+
+def _write_canonical(path: Path, names: Iterable[str], member: Callable[[str], IO[bytes]]) -> None:
+    """Write members in name order, stored (not compressed), with fixed dates and modes.
+
+    The layout is a function of the members' names and bytes alone, so a verifier can rebuild
+    it and compare byte for byte: a change anywhere in the file, even in zip metadata that holds
+    no evidence, is detected.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for name in sorted(names):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.external_attr = 0o444 << 16
+            info.create_system = 3
+            with member(name) as source, bundle.open(info, "w", force_zip64=True) as target:
+                while chunk := source.read(_CHUNK):
+                    target.write(chunk)
 
 
 def _witness_keys_text(archive: EvidenceArchive) -> str:
@@ -527,12 +543,31 @@ def _verify(
             raise _Failed("custody", "the bundle does not record its own export")
         passed("custody", f"{len(custody)} custody entries, all about items in the bundle")
 
+        with tempfile.TemporaryDirectory() as scratch:
+            rebuilt = Path(scratch) / "rebuilt.zip"
+            _write_canonical(rebuilt, names, bundle.open)
+            if _file_sha256(rebuilt) != _file_sha256(path):
+                raise _Failed(
+                    "layout",
+                    "the zip's bytes differ from the canonical layout of its own files: "
+                    "something outside the files was changed",
+                )
+        passed("layout", "the zip is byte for byte the canonical layout of its files")
+
 
 def _bundled_key(read: Any) -> Verifier:
     try:
         return Verifier.from_string(read("keys/log.pub").decode("utf-8").strip())
     except EvidenceError as exc:
         raise _Failed("bundle signature", f"keys/log.pub: {exc.one_line()}") from None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _member_sha256(bundle: zipfile.ZipFile, name: str) -> str:

@@ -119,3 +119,14 @@ def test_negative_counts_are_accepted_on_pseudo_stations_only() -> None:
     assert election.totals()["Alpha"] == 597
     with pytest.raises(CountError):
         small_election(Alpha=[400, 200, -3], valid=[590, 395, 15])
+
+
+def test_summary_says_unknown_for_numbers_never_reported() -> None:
+    summary = small_election(
+        registered=[None] * 3, ballots_cast=[None] * 3, invalid=[None] * 3
+    ).summary()
+    assert summary.registered is None
+    assert summary.ballots_cast is None
+    assert summary.invalid is None
+    assert summary.valid == 1303
+    assert summary.turnout is None

@@ -257,16 +257,14 @@ class Election:
     def summary(self) -> ElectionSummary:
         """Station count, registered voters, ballots, turnout and totals per candidate."""
         frame = self.stations
-        sums = frame.select(
-            pl.col("registered").sum(),
-            pl.col("ballots_cast").sum(),
-            pl.col("valid").sum(),
-            pl.col("invalid").sum(),
-            pl.col("registered").is_not_null().sum().alias("with_registered"),
+        reported = ("registered", "ballots_cast", "valid", "invalid")
+        row = frame.select(
+            *[pl.col(c).sum().alias(c) for c in reported],
+            *[pl.col(c).is_not_null().sum().alias(f"{c}:n") for c in reported],
         ).row(0, named=True)
+        # A total over stations that never report the number is unknown, not zero.
+        sums = {c: int(row[c] or 0) if row[f"{c}:n"] else None for c in reported}
         flags = {name: int(frame[name].sum()) for name in FLAG_COLUMNS}
-        registered = int(sums["registered"] or 0)
-        cast = int(sums["ballots_cast"] or 0)
         # Turnout over stations that report both numbers, so that missing registered counts
         # (US precinct files) do not deflate it.
         both = frame.filter(
@@ -280,10 +278,10 @@ class Election:
         return ElectionSummary(
             election_id=self.id,
             stations=len(self),
-            registered=registered if sums["with_registered"] else None,
-            ballots_cast=cast,
-            valid=int(sums["valid"] or 0),
-            invalid=int(sums["invalid"] or 0),
+            registered=sums["registered"],
+            ballots_cast=sums["ballots_cast"],
+            valid=sums["valid"],
+            invalid=sums["invalid"],
             turnout=turnout,
             totals=self.totals(),
             leader=leader.name if leader else None,
@@ -313,9 +311,9 @@ class ElectionSummary:
     election_id: str
     stations: int
     registered: int | None
-    ballots_cast: int
-    valid: int
-    invalid: int
+    ballots_cast: int | None
+    valid: int | None
+    invalid: int | None
     turnout: float | None
     totals: Mapping[str, int]
     leader: str | None

@@ -1,0 +1,332 @@
+"""The method seam: one contract for every forensic method, one registry, one result type.
+
+A method is configured by its constructor (keyword parameters, validated there) and run on an
+election::
+
+    result = IntegerPercentages(replicates=1000, seed=1).run(election)
+
+``run`` returns a frozen :class:`MethodResult` carrying the statistic, p-value or interval,
+effect size, sample size, per-station flags where the method has them, the definitions used
+(turnout, share, filters), the parameters, seed, input digest and pollwatch version. Results
+serialise to JSON and back, render in the terminal (``__rich__``), in notebooks
+(``_repr_html_``) and as Vega-Lite chart specifications (``charts``). The library never prints.
+
+Methods register in :data:`METHODS`; outside packages add theirs through the entry-point group
+``pollwatch.methods``, and the conformance suite ``tests/forensics/test_method_conformance.py``
+runs against every registered method. A method that needs numbers an election lacks (US
+precinct files have no registered voters) raises :class:`MethodNotApplicable`, which suites
+report as "skipped, because ..." rather than an error.
+
+Station selection is shared: :func:`eligible_stations` drops pseudo-stations, cancelled and
+unpublished stations and applies the method's own filters, and says what it dropped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar
+
+import polars as pl
+
+from pollwatch import __version__
+from pollwatch.errors import PollwatchError
+from pollwatch.registry import Registry
+from pollwatch.results.model import Election
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "MethodNotApplicable",
+    "MethodResult",
+    "Selection",
+    "eligible_stations",
+    "get_method",
+]
+
+
+class MethodNotApplicable(PollwatchError):
+    """The election lacks what the method needs (say which numbers, and why it matters)."""
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy scalars, tuples and non-finite floats into plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What a method found on one election; see the module docstring.
+
+    Attributes:
+        method: registry name of the method.
+        title: one-line human title.
+        election_id: the election it ran on; ``input_digest`` is its content digest.
+        statistic_name, statistic: the test statistic and what it is.
+        p_value: one-sided or two-sided as the method's docs say; None for descriptive methods.
+        interval: a confidence or plausible interval for the effect, with ``interval_level``.
+        effect_name, effect: the effect size (e.g. excess stations, anomalous votes).
+        sample_size: stations (or units) the statistic rests on.
+        alpha, significant: the method's level and whether ``p_value < alpha``.
+        flagged: station ids the method flags (empty when it flags none or has no flags).
+        details: further numbers and small tables (JSON-able).
+        charts: Vega-Lite v5 specifications, by name.
+        definitions: the definitions used (turnout, share, filters) in words.
+        parameters, seed, version: how to reproduce the result.
+        calibration: the method's measured false-positive rate where known (filled by the
+            calibration harness; empty until then).
+    """
+
+    method: str
+    title: str
+    election_id: str
+    input_digest: str
+    statistic_name: str
+    statistic: float | None
+    sample_size: int
+    p_value: float | None = None
+    alpha: float | None = None
+    significant: bool | None = None
+    effect_name: str = ""
+    effect: float | None = None
+    interval: tuple[float, float] | None = None
+    interval_level: float | None = None
+    flagged: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    charts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    definitions: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    version: str = __version__
+    calibration: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary; :meth:`from_dict` inverts it."""
+        data: dict[str, Any] = _jsonable(asdict(self))
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MethodResult:
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        if values.get("interval") is not None:
+            values["interval"] = tuple(values["interval"])
+        values["flagged"] = tuple(values.get("flagged", ()))
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> MethodResult:
+        return cls.from_dict(json.loads(text))
+
+    # --- renderings ------------------------------------------------------------------------
+    def headline(self) -> str:
+        """One line: statistic, p-value, effect; the words of a finding, never an accusation."""
+        parts = [f"{self.statistic_name} = {_fmt(self.statistic)}"]
+        if self.p_value is not None:
+            parts.append(f"p = {_fmt(self.p_value)}")
+        if self.effect_name:
+            effect = f"{self.effect_name} = {_fmt(self.effect)}"
+            if self.interval is not None and self.interval_level is not None:
+                low, high = self.interval
+                effect += (
+                    f" ({100 * self.interval_level:.0f}% interval {_fmt(low)} to {_fmt(high)})"
+                )
+            parts.append(effect)
+        parts.append(f"n = {self.sample_size:,}")
+        return "; ".join(parts)
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        table = Table(
+            title=f"{self.title} ({self.method})", title_justify="left", show_header=False
+        )
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row(self.statistic_name, _fmt(self.statistic))
+        if self.p_value is not None:
+            verdict = ""
+            if self.significant is not None and self.alpha is not None:
+                verdict = f" ({'below' if self.significant else 'not below'} α = {self.alpha})"
+            table.add_row("p-value", _fmt(self.p_value) + verdict)
+        if self.effect_name:
+            table.add_row(self.effect_name, _fmt(self.effect))
+        if self.interval is not None:
+            level = f"{100 * (self.interval_level or 0):.0f}% interval"
+            table.add_row(level, f"{_fmt(self.interval[0])} to {_fmt(self.interval[1])}")
+        table.add_row("stations", f"{self.sample_size:,}")
+        if self.flagged:
+            table.add_row("stations flagged", f"{len(self.flagged):,}")
+        if self.calibration:
+            rate = self.calibration.get("false_positive_rate")
+            if rate is not None:
+                table.add_row("calibration", f"flags {100 * rate:.1f}% of clean elections")
+        return table
+
+    def _repr_html_(self) -> str:
+        rows = [("statistic", f"{self.statistic_name} = {_fmt(self.statistic)}")]
+        if self.p_value is not None:
+            rows.append(("p-value", _fmt(self.p_value)))
+        if self.effect_name:
+            rows.append((self.effect_name, _fmt(self.effect)))
+        rows.append(("stations", f"{self.sample_size:,}"))
+        body = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
+        )
+        return (
+            f"<table><caption>{html.escape(self.title)} ({html.escape(self.method)}), "
+            f"{html.escape(self.election_id)}</caption>{body}</table>"
+        )
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f"{value:.3g}"
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:,}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The stations a method uses, and how many each filter removed (for the definitions)."""
+
+    stations: pl.DataFrame
+    removed: Mapping[str, int]
+
+    def describe(self) -> str:
+        removed = ", ".join(f"{reason}: {n:,}" for reason, n in self.removed.items() if n)
+        return f"{self.stations.height:,} stations used" + (
+            f"; removed {removed}" if removed else ""
+        )
+
+
+def eligible_stations(
+    election: Election,
+    *,
+    require: Sequence[str] = (),
+    extra: Mapping[str, pl.Expr] | None = None,
+) -> Selection:
+    """Stations a method may use: not pseudo, cancelled or unpublished, with ``require`` known.
+
+    ``extra`` maps a reason to a polars filter expression (true = keep), applied in order.
+    Raises :class:`MethodNotApplicable` when a required column is empty in the whole election.
+    """
+    frame = election.stations
+    for column in require:
+        if frame[column].null_count() == frame.height:
+            raise MethodNotApplicable(
+                f"election {election.id!r} has no {column} numbers",
+                hint="this method needs them; methods that use only vote counts still run",
+            )
+    removed: dict[str, int] = {}
+    steps: list[tuple[str, pl.Expr]] = [
+        ("pseudo-stations", ~pl.col("is_pseudo_station")),
+        ("cancelled", ~pl.col("is_cancelled")),
+        ("unpublished", ~pl.col("is_unpublished")),
+    ]
+    steps += [(f"missing {c}", pl.col(c).is_not_null()) for c in require]
+    steps += list((extra or {}).items())
+    for reason, keep in steps:
+        before = frame.height
+        frame = frame.filter(keep.fill_null(False))
+        removed[reason] = before - frame.height
+    if frame.height == 0:
+        raise MethodNotApplicable(
+            f"election {election.id!r}: no station is left after the filters "
+            f"({', '.join(f'{r} {n:,}' for r, n in removed.items() if n)})",
+            hint="check the election's flags or relax the method's filters",
+        )
+    return Selection(stations=frame, removed=removed)
+
+
+class Method(ABC):
+    """Base class of forensic methods: parameters in the constructor, ``run`` gives a result."""
+
+    #: registry name, e.g. ``"integer-percentages"``
+    name: ClassVar[str]
+    #: one-line title
+    title: ClassVar[str]
+    #: the source paper(s), for the docs and reports
+    reference: ClassVar[str]
+    #: columns the method cannot do without (besides candidate votes)
+    needs: ClassVar[tuple[str, ...]] = ()
+    #: whether the method uses random numbers (then it takes ``seed``)
+    stochastic: ClassVar[bool] = False
+    #: cheaper parameters for the conformance suite (fewer replicates), same semantics
+    conformance_parameters: ClassVar[Mapping[str, Any]] = {}
+
+    def parameters(self) -> dict[str, Any]:
+        """The constructor parameters, as given or defaulted (JSON-able).
+
+        Methods are frozen dataclasses, so this is their fields; override it otherwise.
+        """
+        if is_dataclass(self):
+            data: dict[str, Any] = _jsonable(asdict(self))
+            return data
+        raise NotImplementedError(f"{type(self).__name__} must define parameters()")
+
+    @abstractmethod
+    def run(self, election: Election) -> MethodResult:
+        """Run on one election; raises MethodNotApplicable when it cannot."""
+
+    def result(self, election: Election, **values: Any) -> MethodResult:
+        """Build the result with the fields every method fills the same way."""
+        parameters = self.parameters()
+        return MethodResult(
+            method=self.name,
+            title=self.title,
+            election_id=election.id,
+            input_digest=election.content_digest(),
+            parameters=parameters,
+            seed=parameters.get("seed"),
+            **values,
+        )
+
+
+METHODS: Registry[type[Method]] = Registry("method", "pollwatch.methods")
+
+
+def _load_builtins() -> None:
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"pollwatch.forensics.{module}")
+
+
+#: modules holding the built-in methods (each registers its classes on import)
+BUILTIN_MODULES: tuple[str, ...] = ()
+
+
+def get_method(name: str, **parameters: Any) -> Method:
+    """An instance of the method registered under ``name``, with ``parameters``."""
+    _load_builtins()
+    cls = METHODS.get(name)
+    try:
+        return cls(**parameters)
+    except TypeError as exc:
+        raise PollwatchError(
+            f"method {name!r}: {exc}", hint=f"see the docs of {cls.__name__} for its parameters"
+        ) from None
+
+
+def all_methods() -> list[tuple[str, type[Method]]]:
+    """Every registered method class, by name."""
+    _load_builtins()
+    return list(METHODS.items())

@@ -311,7 +311,14 @@ def _load_builtins() -> None:
 
 
 #: modules holding the built-in methods (each registers its classes on import)
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = (
+    "integer_peaks",
+    "klimek",
+    "shpilkin",
+    "eft",
+    "digits",
+    "spikes",
+)
 
 
 def get_method(name: str, **parameters: Any) -> Method:

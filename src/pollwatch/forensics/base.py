@@ -318,6 +318,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "eft",
     "digits",
     "spikes",
+    "triage",
 )
 
 

@@ -45,6 +45,11 @@ class Settings:
     config_file: Path | None = None
 
     @property
+    def analysis_dir(self) -> Path:
+        """``<home>/analysis``: cached method results, keyed by input digest and parameters."""
+        return self.home / "analysis"
+
+    @property
     def evidence_dir(self) -> Path:
         """``<home>/evidence``: the evidence archive (objects, log, checkpoints, keys)."""
         return self.home / "evidence"

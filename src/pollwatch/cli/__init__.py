@@ -29,7 +29,7 @@ from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings, load_settings
 
 from .evidence import evidence_app
-from .render import catalogue_table, failing_stations_table, summary_renderable
+from .render import catalogue_table, failing_stations_table, methods_table, summary_renderable
 
 __all__ = ["app", "main", "run"]
 
@@ -278,6 +278,79 @@ def export_command(
             hint="use --format csv, parquet or nist (or a .csv/.parquet/.json suffix)",
         )
     console.print(f"wrote {output} ({chosen}, {len(election):,} stations)")
+
+
+@app.command("analyze")
+def analyze_command(
+    ctx: typer.Context,
+    election_id: Annotated[str, typer.Argument(help="Election id (see pollwatch list).")],
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", "-m", help="Method to run (default: all; see pollwatch methods)."),
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="Also per administrative unit: 'region'.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+    ] = None,
+) -> None:
+    """Run the forensic methods on an election and print a summary table."""
+    from rich.progress import Progress as RichProgress
+    from rich.progress import SpinnerColumn
+
+    from pollwatch.forensics.suite import run_suite
+
+    if by not in (None, "region"):
+        raise PollwatchError(f"--by {by!r} is not supported", hint="use --by region")
+    state = _state(ctx)
+    election = state.store.load(election_id)
+    with RichProgress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=err_console,
+        transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("analysing", total=1)
+
+        def report(name: str, index: int, total: int) -> None:
+            bar.update(task, completed=index, total=total, description=name or "done")
+
+        suite = run_suite(
+            election,
+            method,
+            seed=seed,
+            by_region=by == "region",
+            cache_dir=state.settings.analysis_dir,
+            progress=report,
+        )
+    console.print(methods_table(suite))
+    for name, reason in suite.skipped:
+        console.print(f"[yellow]skipped[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
+    if json_out is not None:
+        payload = json.dumps(suite.to_dict(), ensure_ascii=False, indent=1)
+        _atomic_write(json_out, lambda p: p.write_text(payload, encoding="utf-8"))
+        console.print(f"wrote {json_out}")
+    if html_out is not None:
+        from pollwatch.reports.html import render_report
+
+        page = render_report(election, check_protocols(election), suite)
+        _atomic_write(html_out, lambda p: p.write_text(page, encoding="utf-8"))
+        console.print(f"wrote {html_out}")
+
+
+@app.command("methods")
+def methods_command() -> None:
+    """List the forensic methods and their sources."""
+    from rich.table import Table
+
+    from pollwatch.forensics.base import all_methods
+
+    table = Table(title="Methods", title_justify="left")
+    table.add_column("method")
+    table.add_column("what")
+    table.add_column("source")
+    for name, cls in all_methods():
+        table.add_row(name, cls.title, cls.reference)
+    console.print(table)
 
 
 @app.command("delete")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from pollwatch.forensics.suite import SuiteReport
 from pollwatch.results.checks import QualityReport
 from pollwatch.results.model import Election, ElectionSummary
 from pollwatch.results.store import CatalogueEntry
 
-__all__ = ["catalogue_table", "failing_stations_table", "summary_renderable"]
+__all__ = ["catalogue_table", "failing_stations_table", "methods_table", "summary_renderable"]
 
 
 def _int(value: int | None) -> str:
@@ -72,5 +73,34 @@ def catalogue_table(entries: list[CatalogueEntry]) -> Table:
     for entry in entries:
         table.add_row(
             entry.id, entry.country, entry.date, entry.kind, f"{entry.stations:,}", entry.importer
+        )
+    return table
+
+
+def _short(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        return f"{value:.3g}"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def methods_table(suite: SuiteReport) -> Table:
+    """One row per method: statistic, p-value, effect, stations used, flagged."""
+    table = Table(title=f"Methods: {suite.election_id}", title_justify="left")
+    for column in ("method", "statistic", "p-value", "effect", "stations", "flagged"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for result in suite.results:
+        p_value = _short(result.p_value)
+        if result.significant:
+            p_value = f"[bold]{p_value}[/]"
+        effect = f"{result.effect_name} {_short(result.effect)}" if result.effect_name else "—"
+        table.add_row(
+            result.method,
+            f"{result.statistic_name} {_short(result.statistic)}",
+            p_value,
+            effect,
+            f"{result.sample_size:,}",
+            f"{len(result.flagged):,}" if result.flagged else "",
         )
     return table

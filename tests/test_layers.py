@@ -11,8 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pollwatch"
 
 # package -> the pollwatch subpackages it must never import
 FORBIDDEN = {
-    "results": {"cli", "evidence"},
-    "evidence": {"cli", "results"},
+    "results": {"cli", "evidence", "forensics", "reports"},
+    "evidence": {"cli", "results", "forensics", "reports"},
+    "forensics": {"cli", "evidence", "reports"},
+    "reports": {"cli"},
 }
 CORE_MODULES = {"settings", "errors", "registry"}
 

@@ -47,8 +47,8 @@ def _number(value: Any) -> str:
     return _e(value)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+def _table(headers: list[str] | None, rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers or [])
     body = "".join(
         "<tr>"
         + "".join(
@@ -60,7 +60,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if head else ""
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
 def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
@@ -104,7 +105,7 @@ def render_report(
     meta = election.meta
     charts: list[tuple[str, Any]] = []
     overview = _table(
-        ["", ""],
+        None,
         [
             ["election", f"{meta.id}: {meta.contest}"],
             ["country, date, kind", f"{meta.country}, {meta.date}, {meta.kind}"],

@@ -145,6 +145,8 @@ class MethodResult:
                 effect += (
                     f" ({100 * self.interval_level:.0f}% interval {_fmt(low)} to {_fmt(high)})"
                 )
+            elif self.interval is not None:
+                effect += f" (range {_fmt(self.interval[0])} to {_fmt(self.interval[1])})"
             parts.append(effect)
         parts.append(f"n = {self.sample_size:,}")
         return "; ".join(parts)
@@ -166,7 +168,11 @@ class MethodResult:
         if self.effect_name:
             table.add_row(self.effect_name, _fmt(self.effect))
         if self.interval is not None:
-            level = f"{100 * (self.interval_level or 0):.0f}% interval"
+            level = (
+                f"{100 * self.interval_level:.0f}% interval"
+                if self.interval_level is not None
+                else "range"
+            )
             table.add_row(level, f"{_fmt(self.interval[0])} to {_fmt(self.interval[1])}")
         table.add_row("stations", f"{self.sample_size:,}")
         if self.flagged:

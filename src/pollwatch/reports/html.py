@@ -74,7 +74,11 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
     if result.effect_name:
         rows.append([result.effect_name, result.effect])
     if result.interval is not None:
-        level = f"{100 * (result.interval_level or 0):.0f}% interval"
+        level = (
+            f"{100 * result.interval_level:.0f}% interval"
+            if result.interval_level is not None
+            else "range"
+        )
         rows.append([level, f"{_number(result.interval[0])} to {_number(result.interval[1])}"])
     rows.append(["stations used", result.sample_size])
     if result.flagged:

@@ -4,7 +4,7 @@ US precinct files are *long*: one row per precinct x candidate (x vote mode), wh
 wants one row per precinct with one column per candidate. This module holds what both importers
 need, written once:
 
-* :func:`peek_header` -- the first line of a plain, gzip or zip file, for ``detect``;
+* :func:`option_all` -- whether an option value means "every value";
 * contest selection (:func:`select_rows`, :func:`require_single`) with errors that list what the
   file holds, and :func:`normalise_office` so that ``"US President"``, ``"U.S. President"`` and
   ``"President"`` name the same office;
@@ -31,15 +31,10 @@ Definitions shared by both importers (each records its own text in ``meta.defini
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import gzip
-import io
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -59,9 +54,9 @@ __all__ = [
     "normalise_text_expr",
     "office_kind",
     "office_slug",
+    "option_all",
     "parse_float_option",
     "parse_signed_counts",
-    "peek_header",
     "pseudo_precinct_expr",
     "require_single",
     "row_role_expr",
@@ -136,37 +131,9 @@ _WRITE_IN_IDENTITY = (
 _OTHER_IDENTITY = r"^(other|others|all others|other candidates)$"
 
 
-def peek_header(path: Path, size: int = 65536) -> list[str] | None:
-    """The first line of a plain, gzip or zip (one CSV member) file as fields; never raises."""
-    try:
-        if not path.is_file():
-            return None
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                members = [n for n in archive.namelist() if n.lower().endswith((".csv", ".txt"))]
-                if len(members) != 1:
-                    return None
-                with archive.open(members[0]) as handle:
-                    head = handle.read(size)
-        else:
-            with path.open("rb") as handle:
-                head = handle.read(size)
-            if head[:2] == b"\x1f\x8b":
-                with gzip.open(path, "rb") as handle:
-                    head = handle.read(size)
-        if not head or b"\x00" in head:
-            return None
-        head = head.removeprefix(b"\xef\xbb\xbf")
-        try:
-            text = head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            # A multi-byte character cut at the end of the peek, or a Latin-1 file.
-            text = head[: exc.start].decode("utf-8") if exc.start > 0 else head.decode("latin-1")
-        line = text.splitlines()[0] if text else ""
-        fields = next(csv.reader(io.StringIO(line)), [])
-    except Exception:  # detect must never raise, whatever the file holds
-        return None
-    return [f.strip().lower() for f in fields]
+def option_all(value: str | None) -> bool:
+    """Whether an option value means "every value" (``all``, ``any`` or ``*``)."""
+    return value is not None and value.strip().lower() in {"all", "any", "*"}
 
 
 def normalise_text_expr(expr: pl.Expr) -> pl.Expr:

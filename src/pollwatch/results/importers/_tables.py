@@ -21,6 +21,7 @@ from pollwatch.errors import ColumnError, CountError, FormatError
 __all__ = [
     "decode_text",
     "parse_counts",
+    "peek_header",
     "read_csv_table",
     "read_source_bytes",
     "sha256_file",
@@ -280,3 +281,48 @@ def parse_counts(
             )
         parsed.append(as_int.alias(name))
     return frame.with_columns(parsed)
+
+
+def peek_header(
+    path: Path, size: int = 65536, encodings: Sequence[str] = ("utf-8", "cp1251", "latin-1")
+) -> list[str] | None:
+    """The header line of a plain, gzip or zip (one CSV member) file as trimmed fields.
+
+    For ``detect``: reads at most ``size`` bytes, tries ``encodings`` in order, and never
+    raises (None when the file is not a readable text table).
+    """
+    try:
+        if not path.is_file():
+            return None
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [n for n in archive.namelist() if n.lower().endswith((".csv", ".txt"))]
+                if len(members) != 1:
+                    return None
+                with archive.open(members[0]) as handle:
+                    head = handle.read(size)
+        else:
+            with path.open("rb") as handle:
+                head = handle.read(size)
+            if head[:2] == b"\x1f\x8b":
+                with gzip.open(path, "rb") as handle:
+                    head = handle.read(size)
+        if not head or b"\x00" in head:
+            return None
+        head = head.removeprefix(b"\xef\xbb\xbf")
+        text = None
+        for encoding in encodings:
+            try:
+                text = head.decode(encoding)
+                break
+            except UnicodeDecodeError as exc:
+                if exc.start > len(head) - 4:  # the peek cut a multi-byte character in half
+                    text = head[: exc.start].decode(encoding, errors="replace")
+                    break
+        if text is None:
+            return None
+        line = text.splitlines()[0] if text.strip() else ""
+        fields = next(csv.reader(io.StringIO(line)), [])
+    except Exception:  # detect must never raise, whatever the file holds
+        return None
+    return [f.strip() for f in fields]

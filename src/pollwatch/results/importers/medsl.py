@@ -58,9 +58,9 @@ from pollwatch.results.importers._long import (
     normalise_text_expr,
     office_kind,
     office_slug,
+    option_all,
     parse_float_option,
     parse_signed_counts,
-    peek_header,
     pseudo_precinct_expr,
     require_single,
     row_role_expr,
@@ -72,6 +72,7 @@ from pollwatch.results.importers._long import (
     year_from_name,
 )
 from pollwatch.results.importers._tables import (
+    peek_header,
     read_csv_table,
     read_source_bytes,
     sha256_file,
@@ -368,10 +369,6 @@ def _resolve(columns: list[str]) -> dict[str, str]:
     return found
 
 
-def _option_all(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in {"all", "any", "*"}
-
-
 @IMPORTERS.register("medsl")
 class MedslImporter(Importer):
     """MEDSL precinct returns (long format: precinct x candidate x vote mode)."""
@@ -385,7 +382,7 @@ class MedslImporter(Importer):
     def detect(self, path: Path) -> float:
         """High confidence for a header with state_postal/state_po, precinct, candidate, votes
         and a MEDSL marker (candidate_normalized, mode or office)."""
-        header = peek_header(Path(path))
+        header = [f.lower() for f in peek_header(Path(path)) or []]
         if not header:
             return 0.0
         names = set(header)
@@ -461,13 +458,13 @@ class MedslImporter(Importer):
             filters.append(f"office = {office!r}")
         elif "office" in given:
             filters.append(f"no office column: every row is taken as {office!r}")
-        if "stage" in cols and not _option_all(given.get("stage")):
+        if "stage" in cols and not option_all(given.get("stage")):
             stage = given.get("stage", "gen")
             frame = select_rows(
                 frame, cols["stage"], stage, where=where, option="stage", what="stage"
             )
             filters.append(f"stage = {stage!r}")
-        if "special" in cols and not _option_all(given.get("special")):
+        if "special" in cols and not option_all(given.get("special")):
             special = given.get("special", "false").strip().lower() in {"true", "t", "1", "yes"}
             frame = frame.filter(truthy_expr(pl.col(cols["special"])) == special)
             if frame.height == 0:
@@ -480,7 +477,7 @@ class MedslImporter(Importer):
             filters.append(f"special = {special}")
         district = given.get("district")
         if "district" in cols:
-            if district is not None and not _option_all(district):
+            if district is not None and not option_all(district):
                 frame = select_rows(
                     frame,
                     cols["district"],
@@ -499,7 +496,7 @@ class MedslImporter(Importer):
                     frame, cols["district"], where=where, option="district", what="district"
                 )
         party_option = given.get("party")
-        if party_option is not None and not _option_all(party_option):
+        if party_option is not None and not option_all(party_option):
             if "party" not in cols:
                 raise ColumnError(
                     "option party given but the file has no party column",
@@ -672,10 +669,10 @@ class MedslImporter(Importer):
             parts.append(str(year))
         parts.append(office_slug(office))
         district = given.get("district")
-        if district and not _option_all(district):
+        if district and not option_all(district):
             parts.append(f"district-{district.strip().lower()}")
         party = given.get("party")
-        if party and not _option_all(party):
+        if party and not option_all(party):
             parts.append(party.strip().lower())
         if stage.startswith("pri"):
             parts.append("primary")
@@ -730,7 +727,7 @@ class MedslImporter(Importer):
             "station_name": cols["precinct"],
         }
         contest = office + (
-            f", district {district}" if district and not _option_all(district) else ""
+            f", district {district}" if district and not option_all(district) else ""
         )
         if stage.startswith("pri"):
             contest += " (primary)"

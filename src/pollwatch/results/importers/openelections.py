@@ -52,7 +52,7 @@ from pollwatch.results.importers._long import (
     normalise_text_expr,
     office_kind,
     office_slug,
-    peek_header,
+    option_all,
     pseudo_precinct_expr,
     require_single,
     row_role_expr,
@@ -62,6 +62,7 @@ from pollwatch.results.importers._long import (
 )
 from pollwatch.results.importers._tables import (
     parse_counts,
+    peek_header,
     read_csv_table,
     read_source_bytes,
     sha256_file,
@@ -183,10 +184,6 @@ def _pseudo_office_expr(office: pl.Expr) -> pl.Expr:
     return expr
 
 
-def _option_all(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in {"all", "any", "*"}
-
-
 @IMPORTERS.register("openelections")
 class OpenElectionsImporter(Importer):
     """OpenElections precinct CSV (county, precinct, office, district, party, candidate, votes)."""
@@ -199,7 +196,7 @@ class OpenElectionsImporter(Importer):
 
     def detect(self, path: Path) -> float:
         """High confidence for county, precinct, office, candidate, votes without MEDSL columns."""
-        header = peek_header(Path(path))
+        header = [f.lower() for f in peek_header(Path(path)) or []]
         if not header:
             return 0.0
         names = set(header)
@@ -409,7 +406,7 @@ class OpenElectionsImporter(Importer):
         filters = [f"office = {wanted!r}"]
         district = given.get("district")
         if "district" in contest.columns:
-            if district is not None and not _option_all(district):
+            if district is not None and not option_all(district):
                 contest = select_rows(
                     contest,
                     "district",
@@ -425,7 +422,7 @@ class OpenElectionsImporter(Importer):
                 # same. Other offices with several districts are several contests.
                 require_single(contest, "district", where=where, option="district", what="district")
         party = given.get("party")
-        if party is not None and not _option_all(party):
+        if party is not None and not option_all(party):
             if "party" not in contest.columns:
                 raise ColumnError(
                     "option party given but the file has no party column",
@@ -478,7 +475,7 @@ class OpenElectionsImporter(Importer):
         notes: dict[str, str] = {}
         rows = frame.filter(pl.col("__pseudo").is_in(["registered", "ballots_cast"]))
         party = given.get("party")
-        if party is not None and not _option_all(party) and "party" in rows.columns:
+        if party is not None and not option_all(party) and "party" in rows.columns:
             of_party = rows.filter(normalise_text_expr(pl.col("party")) == party.strip().lower())
             if of_party.height:
                 rows = of_party
@@ -568,17 +565,17 @@ class OpenElectionsImporter(Importer):
             parts.append(election.replace("_", "-"))
         parts.append(office_slug(office))
         district = given.get("district")
-        if district and not _option_all(district):
+        if district and not option_all(district):
             parts.append(f"district-{district.strip().lower()}")
         party = given.get("party")
-        if party and not _option_all(party):
+        if party and not option_all(party):
             parts.append(party.strip().lower())
         parts.append("openelections")
         election_id = "-".join(p for p in "-".join(parts).split("-") if p)
         contest = office
-        if district and not _option_all(district):
+        if district and not option_all(district):
             contest += f", district {district.strip()}"
-        if party and not _option_all(party):
+        if party and not option_all(party):
             contest += f" ({party.strip()})"
         if election:
             contest += f" ({election.replace('_', ' ')})"

@@ -31,8 +31,6 @@ Definitions (also recorded in ``meta.definitions``):
 
 from __future__ import annotations
 
-import csv
-import gzip
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -45,6 +43,7 @@ import polars as pl
 from pollwatch.errors import ColumnError, FormatError, InputError, PollwatchError
 from pollwatch.results.importers._tables import (
     parse_counts,
+    peek_header,
     read_csv_table,
     read_source_bytes,
     sha256_file,
@@ -284,47 +283,6 @@ def classify_headers(headers: Sequence[str], where: str) -> HeaderPlan:
     )
 
 
-def _peek_header(path: Path, size: int = 65536) -> list[str] | None:
-    """The first line of a plain, gzip or zip (one CSV member) file as fields, or None."""
-    try:
-        if not path.is_file():
-            return None
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                members = [n for n in archive.namelist() if n.lower().endswith((".csv", ".txt"))]
-                if len(members) != 1:
-                    return None
-                with archive.open(members[0]) as handle:
-                    head = handle.read(size)
-        else:
-            with path.open("rb") as handle:
-                head = handle.read(size)
-            if head[:2] == b"\x1f\x8b":
-                with gzip.open(path, "rb") as handle:
-                    head = handle.read(size)
-    except Exception:  # detect must never raise, whatever the file holds
-        return None
-    if not head or b"\x00" in head:
-        return None
-    head = head.removeprefix(b"\xef\xbb\xbf")
-    for encoding in ("utf-8", "cp1251"):
-        try:
-            text = head.decode(encoding)
-            break
-        except UnicodeDecodeError as exc:
-            if exc.start > len(head) - 4 and encoding == "utf-8":
-                # The peek cut a multi-byte character in half.
-                text = head[: exc.start].decode(encoding, errors="replace")
-                break
-    else:
-        return None
-    first = text.splitlines()[0] if text.strip() else ""
-    try:
-        return next(csv.reader([first]))
-    except (csv.Error, StopIteration):
-        return None
-
-
 def _year_of(path: Path, options: Mapping[str, str]) -> int | None:
     given = options.get("year")
     if given is not None:
@@ -381,7 +339,7 @@ class RussiaCecImporter(Importer):
 
     def detect(self, path: Path) -> float:
         """High confidence when the header has region, tik, uik and a registered-voters line."""
-        header = _peek_header(Path(path))
+        header = peek_header(Path(path))
         if not header:
             return 0.0
         names = {h.strip() for h in header}

@@ -142,9 +142,7 @@ class MethodResult:
             effect = f"{self.effect_name} = {_fmt(self.effect)}"
             if self.interval is not None and self.interval_level is not None:
                 low, high = self.interval
-                effect += (
-                    f" ({100 * self.interval_level:.0f}% interval {_fmt(low)} to {_fmt(high)})"
-                )
+                effect += f" ({100 * self.interval_level:g}% interval {_fmt(low)} to {_fmt(high)})"
             elif self.interval is not None:
                 effect += f" (range {_fmt(self.interval[0])} to {_fmt(self.interval[1])})"
             parts.append(effect)
@@ -169,7 +167,7 @@ class MethodResult:
             table.add_row(self.effect_name, _fmt(self.effect))
         if self.interval is not None:
             level = (
-                f"{100 * self.interval_level:.0f}% interval"
+                f"{100 * self.interval_level:g}% interval"
                 if self.interval_level is not None
                 else "range"
             )

@@ -75,7 +75,7 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
         rows.append([result.effect_name, result.effect])
     if result.interval is not None:
         level = (
-            f"{100 * result.interval_level:.0f}% interval"
+            f"{100 * result.interval_level:g}% interval"
             if result.interval_level is not None
             else "range"
         )

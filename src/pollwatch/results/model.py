@@ -294,10 +294,17 @@ class Election:
         Two elections with the same numbers have the same digest, whatever row order or file
         they came from; results of analyses are keyed by it.
         """
+        cached: str | None = self.__dict__.get("_content_digest")
+        if cached is not None:
+            return cached
         canonical = self.stations.sort("station_id").write_csv()
         digest = hashlib.sha256(canonical.encode("utf-8"))
         digest.update(json.dumps([c.column for c in self.meta.candidates]).encode("utf-8"))
-        return digest.hexdigest()
+        value = digest.hexdigest()
+        # The election is immutable, so the digest is computed once (it costs about a second
+        # on a national election and every method result records it).
+        object.__setattr__(self, "_content_digest", value)
+        return value
 
     def replace_meta(self, **changes: Any) -> Election:
         """A copy with metadata fields replaced."""

@@ -85,22 +85,28 @@ def _short(value: float | None) -> str:
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def methods_table(suite: SuiteReport) -> Table:
-    """One row per method: statistic, p-value, effect, stations used, flagged."""
+def methods_table(suite: SuiteReport) -> RenderableType:
+    """One row per method (values only), then what each statistic and effect is."""
     table = Table(title=f"Methods: {suite.election_id}", title_justify="left")
     for column in ("method", "statistic", "p-value", "effect", "stations", "flagged"):
         table.add_column(column, justify="left" if column == "method" else "right")
+    legend = Table.grid(padding=(0, 1))
+    legend.add_column(style="bold")
+    legend.add_column(style="dim")
     for result in suite.results:
         p_value = _short(result.p_value)
         if result.significant:
             p_value = f"[bold]{p_value}[/]"
-        effect = f"{result.effect_name} {_short(result.effect)}" if result.effect_name else "—"
         table.add_row(
             result.method,
-            f"{result.statistic_name} {_short(result.statistic)}",
+            _short(result.statistic),
             p_value,
-            effect,
+            _short(result.effect) if result.effect_name else "—",
             f"{result.sample_size:,}",
             f"{len(result.flagged):,}" if result.flagged else "",
         )
-    return table
+        words = f"statistic: {result.statistic_name}"
+        if result.effect_name:
+            words += f"; effect: {result.effect_name}"
+        legend.add_row(result.method, words)
+    return Group(table, legend)

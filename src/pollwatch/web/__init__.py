@@ -1,0 +1,4 @@
+"""Web dashboard and JSON API (FastAPI, server-rendered templates, vendored Vega).
+
+An interface layer: it composes results, forensics and reports, and computes nothing itself.
+"""

@@ -425,7 +425,7 @@ DEMO_DATASETS = ("russia-2018", "us-2016-president-medsl")
 
 @app.command("demo")
 def demo_command(ctx: typer.Context) -> None:
-    """The main job on embedded defaults: import the demo elections and show their summaries."""
+    """The main job on embedded defaults: import the demo elections, summarise, analyse."""
     state = _state(ctx)
     settings = state.settings
     console.print(f"pollwatch {__version__}: store at {settings.home}")
@@ -441,7 +441,15 @@ def demo_command(ctx: typer.Context) -> None:
     for name in DEMO_DATASETS:
         console.rule(name)
         show_command(ctx, name, stations=5, as_json=False)
-    console.print("next: 'pollwatch list', 'pollwatch show ID', 'pollwatch export ID -o FILE'")
+    console.rule("forensic methods: russia-2018")
+    report = settings.home / "reports" / "russia-2018.html"
+    analyze_command(
+        ctx, "russia-2018", method=None, by=None, seed=0, json_out=None, html_out=report
+    )
+    console.print(
+        f"open {report} in a browser; next: 'pollwatch list', 'pollwatch show ID', "
+        "'pollwatch analyze ID', 'pollwatch export ID -o FILE'"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evidence.py
 	@if [ -f benchmarks/bench_integer_peaks.py ]; then $(BIN)/python benchmarks/bench_integer_peaks.py; fi
 	$(BIN)/python benchmarks/bench_suite.py
+	$(BIN)/python benchmarks/bench_web.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

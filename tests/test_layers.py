@@ -11,10 +11,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pollwatch"
 
 # package -> the pollwatch subpackages it must never import
 FORBIDDEN = {
-    "results": {"cli", "evidence", "forensics", "reports"},
-    "evidence": {"cli", "results", "forensics", "reports"},
-    "forensics": {"cli", "evidence", "reports"},
-    "reports": {"cli"},
+    "results": {"cli", "web", "evidence", "forensics", "reports"},
+    "evidence": {"cli", "web", "results", "forensics", "reports"},
+    "forensics": {"cli", "web", "evidence", "reports"},
+    "reports": {"cli", "web"},
+    "web": {"cli"},
 }
 CORE_MODULES = {"settings", "errors", "registry"}
 

@@ -30,6 +30,7 @@ from pollwatch.settings import Settings, load_settings
 
 from .evidence import evidence_app
 from .render import catalogue_table, failing_stations_table, methods_table, summary_renderable
+from .web import register as register_web_commands
 
 __all__ = ["app", "main", "run"]
 
@@ -46,6 +47,7 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="Public datasets: list and fetch (mirror, cache or download).")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(evidence_app, name="evidence")
+register_web_commands(app)
 
 
 class State:

@@ -1,0 +1,541 @@
+"""Data for the dashboard's pages and the JSON API: pure functions over results.
+
+Everything here takes an :class:`~pollwatch.results.model.Election`, a
+:class:`~pollwatch.results.checks.QualityReport` and method results, and returns small
+JSON-able structures (lists of dicts, Vega-Lite specs). Large elections are aggregated here:
+histograms are binned counts, station lists are pages, regions are one row each. Nothing here
+reads files except :func:`cached_results`, which reads the suite's result cache.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pollwatch.errors import PollwatchError
+from pollwatch.forensics.base import MethodResult
+from pollwatch.results.checks import RULES, QualityReport
+from pollwatch.results.model import COUNT_COLUMNS, HIERARCHY_COLUMNS, Election
+
+__all__ = [
+    "FAST_METHODS",
+    "SORT_KEYS",
+    "cached_results",
+    "compare_rows",
+    "fingerprint_grid",
+    "fingerprint_spec",
+    "histogram_counts",
+    "histogram_spec",
+    "methods_rows",
+    "neighbours",
+    "overview",
+    "region_table",
+    "station_detail",
+    "stations_page",
+]
+
+_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+
+#: Methods the election page computes when the suite's results are not cached yet (seconds on
+#: a national election); the other methods appear once ``pollwatch analyze`` has cached them.
+FAST_METHODS: tuple[str, ...] = ("triage", "integer-percentages", "klimek-fingerprint", "shpilkin")
+
+#: Sort keys of the station list (prefix ``-`` for descending); ``score`` is the triage rank.
+SORT_KEYS: tuple[str, ...] = ("score", "station_id", "region", "registered", "turnout", "share")
+
+MAX_PAGE_SIZE = 1000
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# --- analysis cache ---------------------------------------------------------------------------
+def cached_results(analysis_dir: Path, election_id: str, digest: str) -> dict[str, MethodResult]:
+    """Results the suite cached for this election's current numbers, one per method.
+
+    Where a method is cached with several parameter sets, the one run ``by_region`` is kept
+    (it carries the per-region numbers the region table shows).
+    """
+    folder = analysis_dir / election_id
+    found: dict[str, MethodResult] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.json")):
+        try:
+            result = MethodResult.from_json(path.read_text("utf-8"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if result.input_digest != digest:
+            continue
+        previous = found.get(result.method)
+        if previous is None or (
+            result.parameters.get("by_region") and not previous.parameters.get("by_region")
+        ):
+            found[result.method] = result
+    return found
+
+
+# --- summary ----------------------------------------------------------------------------------
+def overview(election: Election, quality: QualityReport) -> dict[str, Any]:
+    """Summary and protocol-check counts of an election (the API's election object)."""
+    summary = election.summary()
+    return {
+        "meta": election.meta.to_dict(),
+        "summary": summary.to_dict(),
+        "quality": quality.to_dict(),
+    }
+
+
+def methods_rows(results: Iterable[MethodResult]) -> list[dict[str, Any]]:
+    """One row per method result: the numbers of the methods table."""
+    rows = []
+    for r in results:
+        rows.append(
+            {
+                "method": r.method,
+                "title": r.title,
+                "statistic_name": r.statistic_name,
+                "statistic": _finite(r.statistic),
+                "p_value": _finite(r.p_value),
+                "significant": r.significant,
+                "effect_name": r.effect_name,
+                "effect": _finite(r.effect),
+                "interval": list(r.interval) if r.interval else None,
+                "n": r.sample_size,
+                "flagged": len(r.flagged),
+            }
+        )
+    return rows
+
+
+# --- derived station table ----------------------------------------------------------------------
+def _derived(election: Election) -> pl.DataFrame:
+    """Stations with ``turnout`` and ``share`` (the leader's vote share) columns."""
+    leader = election.leader()
+    share = (
+        Election.vote_share_expr(leader.column).alias("share")
+        if leader is not None
+        else pl.lit(None, dtype=pl.Float64).alias("share")
+    )
+    return election.stations.with_columns(Election.turnout_expr(), share)
+
+
+def _scores(triage: MethodResult | None) -> pl.DataFrame:
+    ranked = list(triage.details.get("ranked", [])) if triage is not None else []
+    flagged = set(triage.flagged) if triage is not None else set()
+    rows: list[tuple[str, float | None, int]] = [
+        (r["station_id"], float(r["score"]), i) for i, r in enumerate(ranked)
+    ]
+    listed = {r[0] for r in rows}
+    # Flagged stations beyond the listed top come after it, unscored.
+    rows += [(s, None, len(ranked) + i) for i, s in enumerate(sorted(flagged - listed))]
+    return pl.DataFrame(
+        rows,
+        schema={"station_id": pl.String, "score": pl.Float64, "rank": pl.Int64},
+        orient="row",
+    )
+
+
+def stations_page(
+    election: Election,
+    triage: MethodResult | None,
+    *,
+    page: int = 1,
+    size: int = 50,
+    sort: str = "-score",
+    region: str | None = None,
+) -> dict[str, Any]:
+    """One page of the station list, ranked by triage score by default.
+
+    ``sort`` is one of :data:`SORT_KEYS`, prefixed with ``-`` for descending; ``-score`` puts
+    the triage ranking first (its listed stations, then other flagged stations, then the rest
+    by id). Raises :class:`PollwatchError` for a bad page, size or sort key.
+    """
+    if page < 1:
+        raise PollwatchError(f"page={page} must be at least 1")
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise PollwatchError(f"size={size} must be between 1 and {MAX_PAGE_SIZE}")
+    key = sort.removeprefix("-")
+    descending = sort.startswith("-")
+    if key not in SORT_KEYS:
+        raise PollwatchError(
+            f"sort={sort!r} is not a sort key", hint=f"use one of {', '.join(SORT_KEYS)}"
+        )
+    frame = _derived(election).select(
+        "station_id", "region", "district", "registered", "ballots_cast", "turnout", "share"
+    )
+    if region:
+        frame = frame.filter(pl.col("region") == region)
+    frame = frame.join(_scores(triage), on="station_id", how="left")
+    flagged = set(triage.flagged) if triage is not None else set()
+    if key == "score":
+        # Ranked stations first in rank order (or last, ascending), then the rest by id.
+        frame = frame.sort([pl.col("rank").is_null(), "rank", "station_id"])
+        if not descending:
+            frame = frame.reverse()
+    else:
+        frame = frame.sort([key, "station_id"], descending=[descending, False], nulls_last=True)
+    total = frame.height
+    rows = frame.slice((page - 1) * size, size).to_dicts()
+    for row in rows:
+        row["flagged"] = row["station_id"] in flagged
+        row.pop("rank", None)
+        for name in ("turnout", "share", "score"):
+            row[name] = _finite(row[name])
+    return {
+        "election_id": election.id,
+        "page": page,
+        "size": size,
+        "sort": sort,
+        "region": region,
+        "total": total,
+        "pages": max(1, math.ceil(total / size)),
+        "stations": rows,
+    }
+
+
+# --- regions ----------------------------------------------------------------------------------
+def region_table(
+    election: Election,
+    shpilkin: MethodResult | None = None,
+    triage: MethodResult | None = None,
+) -> list[dict[str, Any]]:
+    """One row per region: stations, registered, turnout, leader share, Shpilkin, flagged.
+
+    Turnout is over stations reporting both registered and ballots cast; the leader's share is
+    the leader's votes over valid ballots in the region; the Shpilkin estimate comes from a
+    ``by_region`` run (None when absent); flagged counts stations the triage flags.
+    """
+    leader = election.leader()
+    leader_votes = pl.col(leader.column) if leader is not None else pl.lit(None, dtype=pl.Int64)
+    both = pl.col("registered").is_not_null() & pl.col("ballots_cast").is_not_null()
+    flagged = set(triage.flagged) if triage is not None else set()
+    frame = (
+        election.stations.with_columns(
+            pl.col("region").fill_null("(none)"),
+            pl.col("station_id").is_in(list(flagged)).alias("_flagged"),
+        )
+        .group_by("region")
+        .agg(
+            pl.len().alias("stations"),
+            pl.col("registered").sum().alias("registered"),
+            pl.col("ballots_cast").filter(both).sum().alias("_cast"),
+            pl.col("registered").filter(both).sum().alias("_reg"),
+            leader_votes.sum().alias("_leader"),
+            pl.col("valid").sum().alias("_valid"),
+            pl.col("_flagged").sum().alias("flagged"),
+        )
+        .sort("region")
+    )
+    estimates: Mapping[str, Any] = {}
+    if shpilkin is not None:
+        estimates = shpilkin.details.get("regions", {}) or {}
+    rows = []
+    for row in frame.iter_rows(named=True):
+        estimate = estimates.get(row["region"])
+        rows.append(
+            {
+                "region": row["region"],
+                "stations": row["stations"],
+                "registered": row["registered"],
+                "turnout": row["_cast"] / row["_reg"] if row["_reg"] else None,
+                "leader_share": row["_leader"] / row["_valid"] if row["_valid"] else None,
+                "shpilkin_estimate": (
+                    estimate.get("anomalous_votes") if isinstance(estimate, Mapping) else None
+                ),
+                "flagged": int(row["flagged"] or 0),
+            }
+        )
+    return rows
+
+
+# --- histograms -------------------------------------------------------------------------------
+def histogram_counts(values: pl.Series, *, bins: int = 1000) -> list[dict[str, Any]]:
+    """Non-empty bins of a [0, 1] quantity in percent; 1000 bins are 0.1 percentage point.
+
+    Values above 1 go to the last bin; nulls are left out. Each row: ``start`` and ``end``
+    (percent) and ``stations``.
+    """
+    width = 100 / bins
+    clean = values.drop_nulls().drop_nans() if values.dtype.is_float() else values.drop_nulls()
+    frame = (
+        pl.DataFrame({"v": clean.cast(pl.Float64)})
+        .with_columns((pl.col("v") * bins).floor().clip(0, bins - 1).cast(pl.Int64).alias("bin"))
+        .group_by("bin")
+        .len()
+        .sort("bin")
+    )
+    return [
+        {
+            "start": round(b * width, 4),
+            "end": round((b + 1) * width, 4),
+            "stations": n,
+        }
+        for b, n in frame.iter_rows()
+    ]
+
+
+def histogram_spec(counts: list[dict[str, Any]], *, title: str, x_title: str) -> dict[str, Any]:
+    """A Vega-Lite bar chart of binned counts with a rule at every whole percent."""
+    return {
+        "$schema": _SCHEMA,
+        "title": title,
+        "width": "container",
+        "height": 260,
+        "layer": [
+            {
+                "data": {"sequence": {"start": 0, "stop": 101, "as": "percent"}},
+                "mark": {"type": "rule", "color": "#d33", "opacity": 0.18, "strokeWidth": 0.5},
+                "encoding": {"x": {"field": "percent", "type": "quantitative"}},
+            },
+            {
+                "data": {"values": counts},
+                "mark": {"type": "rect", "color": "#2a6cb0"},
+                "encoding": {
+                    "x": {
+                        "field": "start",
+                        "type": "quantitative",
+                        "title": x_title,
+                        "scale": {"domain": [0, 100]},
+                        "axis": {"values": list(range(0, 101, 5))},
+                    },
+                    "x2": {"field": "end"},
+                    "y": {"field": "stations", "type": "quantitative", "title": "stations"},
+                    "tooltip": [
+                        {"field": "start", "title": "from %"},
+                        {"field": "stations"},
+                    ],
+                },
+            },
+        ],
+    }
+
+
+def histograms(election: Election) -> dict[str, list[dict[str, Any]]]:
+    """Turnout and leader-share histograms (0.1 percentage-point bins)."""
+    frame = _derived(election)
+    return {
+        "turnout": histogram_counts(frame["turnout"]),
+        "leader_share": histogram_counts(frame["share"]),
+    }
+
+
+# --- fingerprint ------------------------------------------------------------------------------
+def fingerprint_grid(election: Election, *, bins: int = 100) -> list[dict[str, Any]]:
+    """Non-empty cells of the turnout x leader-share histogram, ``bins`` x ``bins`` on [0, 1]."""
+    frame = (
+        _derived(election)
+        .select("turnout", "share")
+        .drop_nulls()
+        .filter(pl.col("turnout").is_not_nan() & pl.col("share").is_not_nan())
+        .with_columns(
+            (pl.col("turnout") * bins).floor().clip(0, bins - 1).cast(pl.Int64).alias("i"),
+            (pl.col("share") * bins).floor().clip(0, bins - 1).cast(pl.Int64).alias("j"),
+        )
+        .group_by("i", "j")
+        .len()
+        .sort("i", "j")
+    )
+    return [
+        {"x0": i / bins, "x1": (i + 1) / bins, "y0": j / bins, "y1": (j + 1) / bins, "count": n}
+        for i, j, n in frame.iter_rows()
+    ]
+
+
+def fingerprint_spec(
+    cells: list[dict[str, Any]], *, title: str, size: int = 400, max_count: int | None = None
+) -> dict[str, Any]:
+    """A Vega-Lite heatmap of :func:`fingerprint_grid` cells on fixed [0, 1] axes."""
+    color: dict[str, Any] = {"field": "count", "type": "quantitative", "title": "stations"}
+    scale: dict[str, Any] = {"type": "symlog", "scheme": "viridis"}
+    if max_count is not None:
+        scale["domain"] = [0, max_count]
+    color["scale"] = scale
+    return {
+        "$schema": _SCHEMA,
+        "title": title,
+        "width": size,
+        "height": size,
+        "data": {"values": cells},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "x": {
+                "field": "x0",
+                "type": "quantitative",
+                "title": "turnout",
+                "scale": {"domain": [0, 1]},
+                "axis": {"format": "%"},
+            },
+            "x2": {"field": "x1"},
+            "y": {
+                "field": "y0",
+                "type": "quantitative",
+                "title": "leader's vote share",
+                "scale": {"domain": [0, 1]},
+                "axis": {"format": "%"},
+            },
+            "y2": {"field": "y1"},
+            "color": color,
+        },
+    }
+
+
+# --- station page -------------------------------------------------------------------------------
+def _find_station(election: Election, station_id: str) -> dict[str, Any]:
+    rows = _derived(election).filter(pl.col("station_id") == station_id).head(1).to_dicts()
+    if not rows:
+        raise KeyError(station_id)
+    return rows[0]
+
+
+def neighbours(
+    election: Election, station: Mapping[str, Any], *, limit: int = 20
+) -> dict[str, Any]:
+    """Other stations in the station's lowest shared unit (district, else region), up to
+    ``limit`` nearest by station id, with their turnout and leader share, plus the unit's
+    median turnout and share."""
+    level = next(
+        (c for c in ("municipality", "district", "constituency", "region") if station.get(c)),
+        None,
+    )
+    if level is None:
+        return {"level": None, "unit": None, "stations": [], "median_turnout": None}
+    frame = _derived(election).filter(pl.col(level) == station[level])
+    medians = frame.select(pl.col("turnout").median(), pl.col("share").median()).row(0)
+    others = (
+        frame.filter(pl.col("station_id") != station["station_id"])
+        .select("station_id", "station_name", "registered", "ballots_cast", "turnout", "share")
+        .sort("station_id")
+    )
+    # The stations nearest by id: numbering usually follows geography within a unit.
+    ids = others["station_id"].to_list()
+    position = sum(1 for s in ids if s < station["station_id"])
+    start = max(0, min(position - limit // 2, len(ids) - limit))
+    return {
+        "level": level,
+        "unit": station[level],
+        "stations_in_unit": frame.height,
+        "median_turnout": _finite(medians[0]),
+        "median_share": _finite(medians[1]),
+        "stations": others.slice(start, limit).to_dicts(),
+    }
+
+
+def station_detail(
+    election: Election,
+    station_id: str,
+    quality: QualityReport,
+    results: Sequence[MethodResult] = (),
+) -> dict[str, Any]:
+    """Everything the station page shows; raises ``KeyError`` for an unknown station."""
+    row = _find_station(election, station_id)
+    protocol = {c: row[c] for c in (*HIERARCHY_COLUMNS, "station_name", "station_kind")}
+    protocol.update({c: row[c] for c in COUNT_COLUMNS})
+    votes = {c.name: row[c.column] for c in election.meta.candidates}
+    valid = row["valid"]
+    shares = {
+        c.name: (row[c.column] / valid if valid and row[c.column] is not None else None)
+        for c in election.meta.candidates
+    }
+    checks_row = quality.table.filter(pl.col("station_id") == station_id).head(1).to_dicts()
+    checks = [
+        {
+            "rule": rule,
+            "description": description,
+            "status": (
+                "not checked"
+                if not checks_row or checks_row[0].get(rule) is None
+                else ("fails" if checks_row[0][rule] else "passes")
+            ),
+        }
+        for rule, description in RULES.items()
+    ]
+    reasons: list[str] = []
+    flagged_by: list[str] = []
+    score = None
+    for result in results:
+        if station_id in result.flagged:
+            flagged_by.append(result.method)
+        if result.method == "triage":
+            for entry in result.details.get("ranked", []):
+                if entry["station_id"] == station_id:
+                    reasons.extend(entry.get("reasons", []))
+                    score = entry.get("score")
+    reasons.extend(f"protocol: {c['description']} fails" for c in checks if c["status"] == "fails")
+    reasons.extend(f"flagged by {m}" for m in flagged_by if m != "triage" or not score)
+    flags = {c: row[c] for c in row if c.startswith("is_")}
+    return {
+        "election_id": election.id,
+        "station_id": station_id,
+        "protocol": protocol,
+        "votes": votes,
+        "flags": flags,
+        "derived": {
+            "turnout": _finite(row["turnout"]),
+            "leader": (leader.name if (leader := election.leader()) else None),
+            "leader_share": _finite(row["share"]),
+            "shares": shares,
+        },
+        "checks": checks,
+        "triage_score": score,
+        "flagged_by": flagged_by,
+        "reasons": reasons,
+        "neighbours": neighbours(election, row),
+    }
+
+
+def station_csv_row(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """The station's protocol, votes and derived numbers as one flat row."""
+    row: dict[str, Any] = {"station_id": detail["station_id"]}
+    row.update(detail["protocol"])
+    row.update({f"votes:{k}": v for k, v in detail["votes"].items()})
+    row["turnout"] = detail["derived"]["turnout"]
+    row["leader_share"] = detail["derived"]["leader_share"]
+    row["reasons"] = "; ".join(detail["reasons"])
+    return row
+
+
+# --- compare ----------------------------------------------------------------------------------
+def compare_rows(overviews: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per election with the headline numbers, for a side-by-side table."""
+    rows = []
+    for item in overviews:
+        s = item["summary"]
+        leader = s.get("leader")
+        totals = s.get("totals", {})
+        valid = s.get("valid")
+        rows.append(
+            {
+                "election_id": s["election_id"],
+                "date": item["meta"].get("date"),
+                "stations": s["stations"],
+                "registered": s["registered"],
+                "ballots_cast": s["ballots_cast"],
+                "turnout": s["turnout"],
+                "leader": leader,
+                "leader_share": (totals.get(leader, 0) / valid if leader and valid else None),
+            }
+        )
+    return rows
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows of scalars (lists and dicts as JSON text) as CSV."""
+    if not rows:
+        return ""
+    flat = [
+        {
+            k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict | tuple) else v)
+            for k, v in r.items()
+        }
+        for r in rows
+    ]
+    return pl.DataFrame(flat, infer_schema_length=None).write_csv()

@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## demo: create .venv, install, import the demo elections and show their summaries
+## demo: create .venv, install, import and analyse the demo elections, serve the dashboard
 demo: $(STAMP)
 	$(BIN)/pollwatch demo
 

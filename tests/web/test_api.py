@@ -368,3 +368,25 @@ def test_russia_2018_page_and_pagination(mirror: Path, tmp_path: Path) -> None:
         assert api.json()["station_id"] == station
         regions = client.get("/api/elections/russia-2018/regions").json()["regions"]
         assert sum(r["stations"] for r in regions) == 97_699
+
+
+def test_election_page_links_to_its_self_contained_report(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from pollwatch.forensics.simulate import simulate_clean
+    from pollwatch.results.store import ElectionStore
+    from pollwatch.settings import Settings
+    from pollwatch.web.app import create_app
+
+    settings = Settings(home=tmp_path / "home")
+    ElectionStore(settings.elections_dir).save(
+        simulate_clean(stations=300, seed=9, election_id="linked")
+    )
+    client = TestClient(create_app(settings))
+    page = client.get("/elections/linked")
+    assert page.status_code == 200
+    assert 'id="report-link" href="/elections/linked/report"' in page.text
+    report = client.get("/elections/linked/report")
+    assert report.status_code == 200
+    assert "pollwatch report: linked" in report.text and "vegaEmbed(" in report.text
+    assert client.get("/elections/nope/report").status_code == 404

@@ -426,8 +426,14 @@ DEMO_DATASETS = ("russia-2018", "us-2016-president-medsl")
 
 
 @app.command("demo")
-def demo_command(ctx: typer.Context) -> None:
-    """The main job on embedded defaults: import the demo elections, summarise, analyse."""
+def demo_command(
+    ctx: typer.Context,
+    serve: Annotated[
+        bool, typer.Option(help="Serve the dashboard at the end (Ctrl+C stops it).")
+    ] = True,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Dashboard port.")] = 8000,
+) -> None:
+    """The main job on embedded defaults: import, summarise, analyse, serve the dashboard."""
     state = _state(ctx)
     settings = state.settings
     console.print(f"pollwatch {__version__}: store at {settings.home}")
@@ -443,15 +449,16 @@ def demo_command(ctx: typer.Context) -> None:
     for name in DEMO_DATASETS:
         console.rule(name)
         show_command(ctx, name, stations=5, as_json=False)
-    console.rule("forensic methods: russia-2018")
+    console.rule("forensic methods: russia-2018 (cached after the first run)")
     report = settings.home / "reports" / "russia-2018.html"
     analyze_command(
         ctx, "russia-2018", method=None, by=None, seed=0, json_out=None, html_out=report
     )
-    console.print(
-        f"open {report} in a browser; next: 'pollwatch list', 'pollwatch show ID', "
-        "'pollwatch analyze ID', 'pollwatch export ID -o FILE'"
-    )
+    console.print(f"report: {report}")
+    if serve:
+        from .web import serve_command
+
+        serve_command(ctx, host="127.0.0.1", port=port)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pollwatch import __version__
 from pollwatch.errors import PollwatchError, StoreError
 from pollwatch.forensics.base import MethodResult
-from pollwatch.forensics.suite import run_suite
+from pollwatch.forensics.suite import SuiteReport, run_suite
+from pollwatch.reports.html import render_report
 from pollwatch.results.checks import QualityReport, check_protocols
 from pollwatch.results.datasets import DATASETS, import_dataset
 from pollwatch.results.importers import import_file
@@ -445,6 +446,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "fast_only": not any(m not in views.FAST_METHODS for m in loaded.results),
             },
         )
+
+    @app.get(
+        "/elections/{election_id}/report", response_class=HTMLResponse, include_in_schema=False
+    )
+    def election_report(election_id: str) -> HTMLResponse:
+        """The same self-contained report as ``pollwatch report``, over the results shown."""
+        loaded = catalogue.get(election_id)
+        suite = SuiteReport(
+            election_id=loaded.election.id,
+            input_digest=loaded.election.content_digest(),
+            results=tuple(loaded.results[name] for name in sorted(loaded.results)),
+            skipped=tuple(loaded.skipped),
+        )
+        return HTMLResponse(render_report(loaded.election, loaded.quality, suite))
 
     @app.get(
         "/elections/{election_id}/stations/{station_id:path}",

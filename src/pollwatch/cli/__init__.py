@@ -339,6 +339,49 @@ def analyze_command(
         console.print(f"wrote {html_out}")
 
 
+@app.command("compare")
+def compare_command(
+    ctx: typer.Context,
+    election_ids: Annotated[list[str], typer.Argument(help="Two or more election ids.")],
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", "-m", help="Method to run (default: the comparison set)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML comparison.")
+    ] = None,
+) -> None:
+    """Run identical methods on several elections and show them side by side."""
+    from rich.table import Table
+
+    from pollwatch.forensics.suite import run_suite
+    from pollwatch.reports.compare import COMPARE_METHODS, comparison_rows, render_comparison
+
+    if len(election_ids) < 2:
+        raise PollwatchError("compare needs two or more elections", hint="pollwatch compare A B")
+    state = _state(ctx)
+    methods = list(method or COMPARE_METHODS)
+    elections = [state.store.load(i) for i in election_ids]
+    suites = []
+    for election in elections:
+        with err_console.status(f"analysing {election.id}"):
+            suites.append(
+                run_suite(election, methods, seed=seed, cache_dir=state.settings.analysis_dir)
+            )
+    table = Table(title="Same methods, same definitions", title_justify="left")
+    table.add_column("method")
+    for election in elections:
+        table.add_column(election.id)
+    for name, cells in comparison_rows(methods, suites):
+        table.add_row(name, *(escape(c) for c in cells))
+    console.print(table)
+    if html_out is not None:
+        page = render_comparison(elections, suites, methods)
+        _atomic_write(html_out, lambda p: p.write_text(page, encoding="utf-8"))
+        console.print(f"wrote {html_out}")
+
+
 @app.command("methods")
 def methods_command() -> None:
     """List the forensic methods and their sources."""

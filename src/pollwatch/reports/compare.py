@@ -1,0 +1,126 @@
+"""Several elections side by side under identical methods: a table and a self-contained page."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pollwatch import __version__
+from pollwatch.forensics.suite import SuiteReport
+from pollwatch.reports.html import vendored_script
+from pollwatch.results.model import Election
+
+__all__ = ["COMPARE_METHODS", "comparison_rows", "render_comparison"]
+
+#: The methods a comparison runs by default: the ones the forensics literature compares
+#: across countries (fingerprint, integer peaks, turnout-share correlation, digits, Shpilkin).
+COMPARE_METHODS: tuple[str, ...] = (
+    "klimek-fingerprint",
+    "integer-percentages",
+    "eft-correlation",
+    "eft-lastc",
+    "eft-c05s",
+    "beber-scacco",
+    "shpilkin",
+)
+
+
+def _short(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        return f"{value:.3g}"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def comparison_rows(
+    methods: Sequence[str], suites: Sequence[SuiteReport]
+) -> list[tuple[str, list[str]]]:
+    """One row per method, one cell per election: value, p-value, or why it was skipped."""
+    rows = []
+    for method in methods:
+        cells = []
+        for suite in suites:
+            result = suite.result(method)
+            if result is None:
+                reason = dict(suite.skipped).get(method, "not run")
+                # "election 'x' has no registered numbers (hint)" -> "no registered numbers"
+                reason = re.sub(r"^election '[^']*':? ", "", reason.split(" (")[0])
+                cells.append(f"skipped: {reason}")
+                continue
+            text = f"{_short(result.statistic)}"
+            if result.effect_name:
+                text += f"; effect {_short(result.effect)}"
+            if result.p_value is not None:
+                text += f"; p {_short(result.p_value)}"
+            cells.append(text)
+        rows.append((method, cells))
+    return rows
+
+
+def render_comparison(
+    elections: Sequence[Election], suites: Sequence[SuiteReport], methods: Sequence[str]
+) -> str:
+    """A self-contained HTML page: summaries, the method table, fingerprints on the same axes."""
+    head = "".join(f"<th>{html.escape(e.id)}</th>" for e in elections)
+    summary_rows = []
+    for label, values in (
+        ("stations", [f"{e.summary().stations:,}" for e in elections]),
+        ("registered", [_short(e.summary().registered) for e in elections]),
+        (
+            "turnout",
+            [
+                "—" if e.summary().turnout is None else f"{100 * (e.summary().turnout or 0):.2f}%"
+                for e in elections
+            ],
+        ),
+        ("leader", [html.escape(e.summary().leader or "—") for e in elections]),
+    ):
+        summary_rows.append(
+            f"<tr><th>{label}</th>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>"
+        )
+    method_rows = "".join(
+        f"<tr><th>{html.escape(method)}</th>"
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
+        + "</tr>"
+        for method, cells in comparison_rows(methods, suites)
+    )
+    charts: list[tuple[str, Any]] = []
+    figures = ""
+    for index, suite in enumerate(suites):
+        fingerprint = suite.result("klimek-fingerprint")
+        if fingerprint is None or "fingerprint" not in fingerprint.charts:
+            continue
+        spec = dict(fingerprint.charts["fingerprint"])
+        spec["width"] = spec["height"] = 300
+        element = f"fingerprint-{index}"
+        charts.append((element, spec))
+        figures += f'<div class="chart" id="{element}"></div>'
+    scripts = "".join(
+        f"<script>{vendored_script(n)}</script>"
+        for n in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
+    )
+    embed = "".join(
+        f"vegaEmbed('#{element}', {json.dumps(spec)}, {{actions: false}});"
+        for element, spec in charts
+    )
+    title = " vs ".join(html.escape(e.id) for e in elections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>pollwatch comparison: {title}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}
+table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;
+text-align:left;vertical-align:top}}.charts{{display:flex;flex-wrap:wrap;gap:1rem}}
+.note{{color:#555}}</style>{scripts}</head><body>
+<h1>Comparison: {title}</h1>
+<p class=note>The same methods with the same definitions and parameters on every election.
+Anomalies are reasons to look closer, not findings of fraud.</p>
+<table id="summary"><tr><th></th>{head}</tr>{"".join(summary_rows)}</table>
+<h2>Methods</h2><table id="methods"><tr><th>method</th>{head}</tr>{method_rows}</table>
+<h2>Fingerprints on the same axes (turnout × leader's share)</h2>
+<div class="charts">{figures}</div>
+<p class=note>pollwatch {html.escape(__version__)}</p>
+<script>{embed}</script></body></html>
+"""

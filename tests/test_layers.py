@@ -11,9 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pollwatch"
 
 # package -> the pollwatch subpackages it must never import
 FORBIDDEN = {
-    "results": {"cli", "web", "evidence", "forensics", "reports"},
-    "evidence": {"cli", "web", "results", "forensics", "reports"},
-    "forensics": {"cli", "web", "evidence", "reports"},
+    "results": {"cli", "web", "evidence", "forensics", "reports", "calibration"},
+    "evidence": {"cli", "web", "results", "forensics", "reports", "calibration"},
+    "forensics": {"cli", "web", "evidence", "reports", "calibration"},
+    "calibration": {"cli", "web", "evidence", "reports"},
     "reports": {"cli", "web"},
     "web": {"cli"},
 }

@@ -28,3 +28,54 @@ def test_public_api_is_exported_lazily() -> None:
         assert getattr(pollwatch, name) is not None
     with pytest.raises(AttributeError):
         _ = pollwatch.no_such_name
+
+
+def test_outside_packages_plug_in_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method an outside package declares in ``pollwatch.methods`` appears like a built-in."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    import pollwatch.registry
+    from pollwatch.cli import main
+    from pollwatch.forensics.base import METHODS, Method, all_methods
+
+    @dataclass(frozen=True)
+    class Outside(Method):
+        name: ClassVar[str] = "outside-method"
+        title: ClassVar[str] = "A method from another package"
+        reference: ClassVar[str] = "nobody (2026)"
+
+        def run(self, election):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    class FakeEntryPoint:
+        name = "outside-method"
+        value = "outside_package:Outside"
+
+        def load(self) -> type[Method]:
+            return Outside
+
+    def fake_entry_points(group: str) -> list[FakeEntryPoint]:
+        return [FakeEntryPoint()] if group == "pollwatch.methods" else []
+
+    monkeypatch.setattr(pollwatch.registry, "entry_points", fake_entry_points)
+    monkeypatch.setattr(METHODS, "_loaded_entry_points", False)
+    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
+    assert dict(all_methods())["outside-method"] is Outside
+    assert main(["methods"]) == 0
+
+
+def test_broken_plug_in_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pollwatch.registry
+
+    class Broken:
+        name = "broken"
+        value = "missing_package:Thing"
+
+        def load(self) -> object:
+            raise ImportError("No module named 'missing_package'")
+
+    monkeypatch.setattr(pollwatch.registry, "entry_points", lambda group: [Broken()])
+    registry: Registry[int] = Registry("thing", "pollwatch.things")
+    with pytest.raises(RegistryError, match=r"plug-in 'broken'.*failed to load"):
+        registry.names()

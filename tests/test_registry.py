@@ -58,6 +58,7 @@ def test_outside_packages_plug_in_through_entry_points(monkeypatch: pytest.Monke
     def fake_entry_points(group: str) -> list[FakeEntryPoint]:
         return [FakeEntryPoint()] if group == "pollwatch.methods" else []
 
+    all_methods()  # built-ins register into the real table before it is swapped for a copy
     monkeypatch.setattr(pollwatch.registry, "entry_points", fake_entry_points)
     monkeypatch.setattr(METHODS, "_loaded_entry_points", False)
     monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))

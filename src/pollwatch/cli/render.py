@@ -6,6 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from pollwatch.forensics.suite import SuiteReport
+from pollwatch.reports.compare import short_number
 from pollwatch.results.checks import QualityReport
 from pollwatch.results.model import Election, ElectionSummary
 from pollwatch.results.store import CatalogueEntry
@@ -77,14 +78,6 @@ def catalogue_table(entries: list[CatalogueEntry]) -> Table:
     return table
 
 
-def _short(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-        return f"{value:.3g}"
-    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
 def methods_table(suite: SuiteReport) -> RenderableType:
     """One row per method (values only), then what each statistic and effect is."""
     table = Table(title=f"Methods: {suite.election_id}", title_justify="left")
@@ -94,14 +87,14 @@ def methods_table(suite: SuiteReport) -> RenderableType:
     legend.add_column(style="bold")
     legend.add_column(style="dim")
     for result in suite.results:
-        p_value = _short(result.p_value)
+        p_value = short_number(result.p_value)
         if result.significant:
             p_value = f"[bold]{p_value}[/]"
         table.add_row(
             result.method,
-            _short(result.statistic),
+            short_number(result.statistic),
             p_value,
-            _short(result.effect) if result.effect_name else "—",
+            short_number(result.effect) if result.effect_name else "—",
             f"{result.sample_size:,}",
             f"{len(result.flagged):,}" if result.flagged else "",
         )

@@ -13,7 +13,7 @@ from pollwatch.forensics.suite import SuiteReport
 from pollwatch.reports.html import vendored_script
 from pollwatch.results.model import Election
 
-__all__ = ["COMPARE_METHODS", "comparison_rows", "render_comparison"]
+__all__ = ["COMPARE_METHODS", "comparison_rows", "render_comparison", "short_number"]
 
 #: The methods a comparison runs by default: the ones the forensics literature compares
 #: across countries (fingerprint, integer peaks, turnout-share correlation, digits, Shpilkin).
@@ -28,7 +28,8 @@ COMPARE_METHODS: tuple[str, ...] = (
 )
 
 
-def _short(value: float | None) -> str:
+def short_number(value: float | None) -> str:
+    """A statistic for a table cell: 4 significant digits, scientific when tiny or huge."""
     if value is None:
         return "—"
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
@@ -51,11 +52,11 @@ def comparison_rows(
                 reason = re.sub(r"^election '[^']*':? ", "", reason.split(" (")[0])
                 cells.append(f"skipped: {reason}")
                 continue
-            text = f"{_short(result.statistic)}"
+            text = f"{short_number(result.statistic)}"
             if result.effect_name:
-                text += f"; effect {_short(result.effect)}"
+                text += f"; effect {short_number(result.effect)}"
             if result.p_value is not None:
-                text += f"; p {_short(result.p_value)}"
+                text += f"; p {short_number(result.p_value)}"
             cells.append(text)
         rows.append((method, cells))
     return rows
@@ -66,18 +67,13 @@ def render_comparison(
 ) -> str:
     """A self-contained HTML page: summaries, the method table, fingerprints on the same axes."""
     head = "".join(f"<th>{html.escape(e.id)}</th>" for e in elections)
+    summaries = [e.summary() for e in elections]
     summary_rows = []
     for label, values in (
-        ("stations", [f"{e.summary().stations:,}" for e in elections]),
-        ("registered", [_short(e.summary().registered) for e in elections]),
-        (
-            "turnout",
-            [
-                "—" if e.summary().turnout is None else f"{100 * (e.summary().turnout or 0):.2f}%"
-                for e in elections
-            ],
-        ),
-        ("leader", [html.escape(e.summary().leader or "—") for e in elections]),
+        ("stations", [f"{s.stations:,}" for s in summaries]),
+        ("registered", [short_number(s.registered) for s in summaries]),
+        ("turnout", ["—" if s.turnout is None else f"{100 * s.turnout:.2f}%" for s in summaries]),
+        ("leader", [html.escape(s.leader or "—") for s in summaries]),
     ):
         summary_rows.append(
             f"<tr><th>{label}</th>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>"

@@ -576,9 +576,7 @@ class MedslImporter(Importer):
         def text(role: str) -> pl.Expr:
             if role not in cols:
                 return pl.lit(None, dtype=pl.String)
-            value = pl.col(cols[role]).cast(pl.String).str.strip_chars()
-            # MEDSL writes missing values as empty cells or "NA".
-            return pl.when((value == "") | (value == "NA")).then(None).otherwise(value)
+            return _clean_text(pl.col(cols[role]))
 
         def raw(role: str) -> pl.Expr:
             # Identifier parts exactly as in the source (empty, not null, where absent), so that

@@ -12,10 +12,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pollwatch"
 # package -> the pollwatch subpackages it must never import
 FORBIDDEN = {
     "results": {"cli", "web", "evidence", "forensics", "reports", "calibration"},
-    "evidence": {"cli", "web", "results", "forensics", "reports", "calibration"},
+    "evidence": {"cli", "web", "results", "forensics", "reports", "calibration", "video"},
     "forensics": {"cli", "web", "evidence", "reports", "calibration"},
     "calibration": {"cli", "web", "evidence", "reports"},
-    "reports": {"cli", "web"},
+    "reports": {"cli", "web", "video"},
+    "video": {"cli", "web", "results", "forensics", "reports", "calibration"},
     "web": {"cli"},
 }
 CORE_MODULES = {"settings", "errors", "registry"}

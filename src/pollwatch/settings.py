@@ -55,6 +55,16 @@ class Settings:
         return self.home / "evidence"
 
     @property
+    def calibration_dir(self) -> Path:
+        """``<home>/calibration``: calibration runs and their cached cells (resumable)."""
+        return self.home / "calibration"
+
+    @property
+    def video_dir(self) -> Path:
+        """``<home>/video``: recorder spool, accounts, sessions and the playback policy."""
+        return self.home / "video"
+
+    @property
     def elections_dir(self) -> Path:
         """``<home>/elections``: one folder per imported election."""
         return self.home / "elections"

@@ -53,7 +53,16 @@ from pollwatch.evidence.objects import FilesystemBackend, ObjectBackend
 
 __all__ = ["CustodyEvent", "EvidenceArchive", "ItemRecord", "StoredCheckpoint", "now_utc"]
 
-CUSTODY_ACTIONS = ("access", "export", "redaction", "transcode", "analysis", "witness", "note")
+CUSTODY_ACTIONS = (
+    "access",
+    "denied",
+    "export",
+    "redaction",
+    "transcode",
+    "analysis",
+    "witness",
+    "note",
+)
 
 
 def now_utc() -> str:

@@ -275,6 +275,10 @@ class Method(ABC):
     stochastic: ClassVar[bool] = False
     #: cheaper parameters for the conformance suite (fewer replicates), same semantics
     conformance_parameters: ClassVar[Mapping[str, Any]] = {}
+    #: for methods without a p-value, which tail of ``statistic`` the calibration harness
+    #: treats as flagging the election when it lies beyond the clean simulations' quantile:
+    #: "upper", "lower", "two-sided", or "none" (descriptive, not calibrated)
+    calibration_tail: ClassVar[str] = "upper"
 
     def parameters(self) -> dict[str, Any]:
         """The constructor parameters, as given or defaulted (JSON-able).

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 
+from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.calibration import calibration_words
 from pollwatch.forensics.suite import SuiteReport
 from pollwatch.reports.compare import short_number
 from pollwatch.results.checks import QualityReport
@@ -78,11 +81,17 @@ def catalogue_table(entries: list[CatalogueEntry]) -> Table:
     return table
 
 
+def _calibration_cell(result: MethodResult) -> str:
+    words = escape(calibration_words(result.calibration))
+    return f"[bold red]{words}[/]" if result.calibration.get("unreliable") else words
+
+
 def methods_table(suite: SuiteReport) -> RenderableType:
     """One row per method (values only), then what each statistic and effect is."""
     table = Table(title=f"Methods: {suite.election_id}", title_justify="left")
     for column in ("method", "statistic", "p-value", "effect", "stations", "flagged"):
         table.add_column(column, justify="left" if column == "method" else "right")
+    table.add_column("on clean elections (calibration)", overflow="fold")
     legend = Table.grid(padding=(0, 1))
     legend.add_column(style="bold")
     legend.add_column(style="dim")
@@ -97,6 +106,7 @@ def methods_table(suite: SuiteReport) -> RenderableType:
             short_number(result.effect) if result.effect_name else "—",
             f"{result.sample_size:,}",
             f"{len(result.flagged):,}" if result.flagged else "",
+            _calibration_cell(result),
         )
         words = f"statistic: {result.statistic_name}"
         if result.effect_name:

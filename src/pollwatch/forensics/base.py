@@ -35,6 +35,7 @@ import polars as pl
 
 from pollwatch import __version__
 from pollwatch.errors import PollwatchError
+from pollwatch.forensics.calibration import calibration_summary, calibration_words
 from pollwatch.registry import Registry
 from pollwatch.results.model import Election
 
@@ -85,8 +86,10 @@ class MethodResult:
         charts: Vega-Lite v5 specifications, by name.
         definitions: the definitions used (turnout, share, filters) in words.
         parameters, seed, version: how to reproduce the result.
-        calibration: the method's measured false-positive rate where known (filled by the
-            calibration harness; empty until then).
+        calibration: the method's measured calibration (false-positive rates on clean
+            simulations and clean references, whether it is unreliable), from the table
+            ``pollwatch calibrate`` writes; see :mod:`pollwatch.forensics.calibration`. Empty
+            when the method has not been calibrated.
     """
 
     method: str
@@ -147,6 +150,8 @@ class MethodResult:
                 effect += f" (range {_fmt(self.interval[0])} to {_fmt(self.interval[1])})"
             parts.append(effect)
         parts.append(f"n = {self.sample_size:,}")
+        if self.calibration:
+            parts.append(f"calibration: {calibration_words(self.calibration)}")
         return "; ".join(parts)
 
     def __rich__(self) -> Any:
@@ -176,9 +181,9 @@ class MethodResult:
         if self.flagged:
             table.add_row("stations flagged", f"{len(self.flagged):,}")
         if self.calibration:
-            rate = self.calibration.get("false_positive_rate")
-            if rate is not None:
-                table.add_row("calibration", f"flags {100 * rate:.1f}% of clean elections")
+            style = "bold red" if self.calibration.get("unreliable") else ""
+            table.add_row("calibration", f"[{style}]{calibration_words(self.calibration)}[/]"
+                          if style else calibration_words(self.calibration))  # fmt: skip
         return table
 
     def _repr_html_(self) -> str:
@@ -188,6 +193,8 @@ class MethodResult:
         if self.effect_name:
             rows.append((self.effect_name, _fmt(self.effect)))
         rows.append(("stations", f"{self.sample_size:,}"))
+        if self.calibration:
+            rows.append(("calibration", calibration_words(self.calibration)))
         body = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
         )
@@ -297,6 +304,7 @@ class Method(ABC):
     def result(self, election: Election, **values: Any) -> MethodResult:
         """Build the result with the fields every method fills the same way."""
         parameters = self.parameters()
+        values.setdefault("calibration", calibration_summary(self.name, parameters))
         return MethodResult(
             method=self.name,
             title=self.title,

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pollwatch.forensics.base import (
     all_methods,
     get_method,
 )
+from pollwatch.forensics.calibration import calibration_summary
 from pollwatch.results.model import Election
 
 __all__ = ["SuiteReport", "run_suite"]
@@ -111,7 +112,10 @@ def run_suite(
         cached = cache_dir / election.id / f"{name}-{key}.json" if cache_dir else None
         if cached is not None and cached.is_file():
             try:
-                results.append(MethodResult.from_json(cached.read_text("utf-8")))
+                stored = MethodResult.from_json(cached.read_text("utf-8"))
+                # the calibration table may be newer than the cached result
+                calibration = calibration_summary(name, stored.parameters)
+                results.append(replace(stored, calibration=calibration))
                 continue
             except (ValueError, KeyError, TypeError):
                 pass  # a damaged cache entry is recomputed

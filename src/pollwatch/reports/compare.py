@@ -9,11 +9,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from pollwatch import __version__
+from pollwatch.forensics.calibration import calibration_words
 from pollwatch.forensics.suite import SuiteReport
 from pollwatch.reports.html import vendored_script
 from pollwatch.results.model import Election
 
-__all__ = ["COMPARE_METHODS", "comparison_rows", "render_comparison", "short_number"]
+__all__ = [
+    "COMPARE_METHODS",
+    "comparison_rows",
+    "method_calibration",
+    "render_comparison",
+    "short_number",
+]
 
 #: The methods a comparison runs by default: the ones the forensics literature compares
 #: across countries (fingerprint, integer peaks, turnout-share correlation, digits, Shpilkin).
@@ -62,6 +69,21 @@ def comparison_rows(
     return rows
 
 
+def method_calibration(method: str, suites: Sequence[SuiteReport]) -> tuple[str, bool]:
+    """What the method does on clean elections (one line) and whether it is unreliable.
+
+    The calibration belongs to the method, not to an election, so the first result that
+    carries it speaks for all.
+    """
+    for suite in suites:
+        result = suite.result(method)
+        if result is not None:
+            return calibration_words(result.calibration), bool(
+                result.calibration.get("unreliable", False)
+            )
+    return "not run", False
+
+
 def render_comparison(
     elections: Sequence[Election], suites: Sequence[SuiteReport], methods: Sequence[str]
 ) -> str:
@@ -78,12 +100,14 @@ def render_comparison(
         summary_rows.append(
             f"<tr><th>{label}</th>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>"
         )
-    method_rows = "".join(
-        f"<tr><th>{html.escape(method)}</th>"
-        + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
-        + "</tr>"
-        for method, cells in comparison_rows(methods, suites)
-    )
+    method_rows = ""
+    for method, cells in comparison_rows(methods, suites):
+        words, unreliable = method_calibration(method, suites)
+        method_rows += (
+            f"<tr><th>{html.escape(method)}</th>"
+            + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
+            + f"<td{' class=unreliable' if unreliable else ''}>{html.escape(words)}</td></tr>"
+        )
     charts: list[tuple[str, Any]] = []
     figures = ""
     for index, suite in enumerate(suites):
@@ -109,12 +133,13 @@ def render_comparison(
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;
 text-align:left;vertical-align:top}}.charts{{display:flex;flex-wrap:wrap;gap:1rem}}
-.note{{color:#555}}</style>{scripts}</head><body>
+.note{{color:#555}}.unreliable{{color:#a00;font-weight:bold}}</style>{scripts}</head><body>
 <h1>Comparison: {title}</h1>
 <p class=note>The same methods with the same definitions and parameters on every election.
 Anomalies are reasons to look closer, not findings of fraud.</p>
 <table id="summary"><tr><th></th>{head}</tr>{"".join(summary_rows)}</table>
-<h2>Methods</h2><table id="methods"><tr><th>method</th>{head}</tr>{method_rows}</table>
+<h2>Methods</h2><table id="methods"><tr><th>method</th>{head}
+<th>on clean elections (calibration)</th></tr>{method_rows}</table>
 <h2>Fingerprints on the same axes (turnout × leader's share)</h2>
 <div class="charts">{figures}</div>
 <p class=note>pollwatch {html.escape(__version__)}</p>

@@ -9,6 +9,7 @@ from typing import Any
 
 from pollwatch import __version__
 from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.calibration import calibration_words
 from pollwatch.forensics.suite import SuiteReport
 from pollwatch.results.checks import QualityReport
 from pollwatch.results.model import Election
@@ -23,7 +24,7 @@ padding:0 1rem}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}
 td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.n{text-align:right}
-.note{color:#555;font-size:.9rem}.chart{margin:1rem 0}
+.note{color:#555;font-size:.9rem}.unreliable{color:#a00;font-weight:bold}.chart{margin:1rem 0}
 h2{border-bottom:1px solid #ddd;padding-bottom:.2rem}
 """
 
@@ -81,6 +82,7 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
         )
         rows.append([level, f"{_number(result.interval[0])} to {_number(result.interval[1])}"])
     rows.append(["stations used", result.sample_size])
+    rows.append(["on clean elections (calibration)", calibration_words(result.calibration)])
     if result.flagged:
         rows.append(["stations flagged", len(result.flagged)])
     definitions = "".join(
@@ -91,8 +93,13 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
         element = f"chart-{len(charts)}"
         charts.append((element, spec))
         chart_divs += f'<div class="chart" id="{element}" title="{_e(name)}"></div>'
+    mark = (
+        ' <span class="unreliable">unreliable on clean elections</span>'
+        if result.calibration.get("unreliable")
+        else ""
+    )
     return (
-        f"<section><h3>{_e(result.title)} <small>({_e(result.method)})</small></h3>"
+        f"<section><h3>{_e(result.title)} <small>({_e(result.method)})</small>{mark}</h3>"
         f"{_table(['quantity', 'value'], rows)}{chart_divs}"
         f"<details><summary>definitions and parameters</summary><ul>{definitions}</ul>"
         f"<p class=note>parameters: {_e(json.dumps(dict(result.parameters)))}; "

@@ -19,6 +19,7 @@ import polars as pl
 
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.calibration import calibration_words
 from pollwatch.results.checks import RULES, QualityReport
 from pollwatch.results.model import COUNT_COLUMNS, HIERARCHY_COLUMNS, Election
 
@@ -111,6 +112,9 @@ def methods_rows(results: Iterable[MethodResult]) -> list[dict[str, Any]]:
                 "interval": list(r.interval) if r.interval else None,
                 "n": r.sample_size,
                 "flagged": len(r.flagged),
+                "calibration": _finite(dict(r.calibration)),
+                "calibration_words": calibration_words(r.calibration),
+                "unreliable": bool(r.calibration.get("unreliable", False)),
             }
         )
     return rows

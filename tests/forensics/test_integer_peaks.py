@@ -23,6 +23,7 @@ from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import MethodNotApplicable, get_method
 from pollwatch.forensics.integer_peaks import (
     IntegerPercentages,
+    IntegerShares,
     hits_whole_percent,
     poisson_binomial_pmf,
     saddlepoint_upper_tail,
@@ -236,3 +237,50 @@ def test_ballots_in_the_boxes_do_not_reproduce_2018(
     assert result.effect is not None
     assert abs(result.effect - PUBLISHED["2018"]) > 50
     assert result.definitions["turnout"].startswith("ballots_cast")
+
+
+# --- the share alone --------------------------------------------------------------------------
+def test_integer_shares_is_quiet_on_a_clean_election(clean: Election) -> None:
+    result = IntegerShares().run(clean)
+    assert result.p_value is not None and not result.significant
+    assert result.details["share"]["observed"] == result.statistic == len(result.flagged)
+
+
+def test_integer_shares_needs_no_registered_voters(clean: Election) -> None:
+    votes_only = make_election(
+        clean.meta, clean.stations.with_columns(pl.lit(None, dtype=pl.Int64).alias("registered"))
+    )
+    result = IntegerShares().run(votes_only)
+    assert result.statistic == IntegerShares().run(clean).statistic
+    with pytest.raises(MethodNotApplicable):
+        IntegerPercentages().run(votes_only)
+
+
+def test_integer_shares_detects_rounded_results(clean: Election) -> None:
+    from pollwatch.calibration.injectors import RoundPercentages
+
+    rounded, labels = RoundPercentages(share=0.1, magnitude=1.0).apply(
+        clean, np.random.default_rng(0)
+    )
+    result = IntegerShares().run(rounded)
+    assert result.significant
+    assert result.effect is not None and result.effect > 0.5 * len(labels.stations)
+
+
+@pytest.mark.data
+def test_integer_shares_separates_russia_2018_from_us_2016(
+    russia: dict[str, Election], mirror: Path
+) -> None:
+    # measured here: Russia 2018 excess 874 (p 3e-22), US 2016 excess 34 (p 0.37)
+    from tests.forensics.test_eft import _dataset
+
+    russian_result = IntegerShares().run(russian(russia, mirror, "2018"))
+    assert russian_result.significant and (russian_result.effect or 0) > 500
+    us = _dataset(
+        mirror,
+        "us-2016-president-medsl",
+        "us_2016_president_precinct_medsl/us_2016_president_precinct_medsl.csv.gz",
+    )
+    us_result = IntegerShares().run(us)
+    assert not us_result.significant
+    assert us_result.p_value is not None and us_result.p_value > 0.01

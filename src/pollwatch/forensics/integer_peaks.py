@@ -81,6 +81,7 @@ from pollwatch.results.model import Election
 
 __all__ = [
     "IntegerPercentages",
+    "IntegerShares",
     "hits_whole_percent",
     "poisson_binomial_pmf",
     "window_probability",
@@ -615,3 +616,123 @@ def _histogram_chart(counts: IntArray, totals: IntArray, label: str) -> dict[str
             "y": {"field": "stations", "type": "quantitative", "title": "stations"},
         },
     }
+
+
+@METHODS.register("integer-shares")
+@dataclass(frozen=True)
+class IntegerShares(Method):
+    """Excess of stations whose leader share alone is a whole percent (no registered voters needed).
+
+    The share half of :class:`IntegerPercentages` (Kobak et al. 2016 test turnout and share
+    separately as well as together): statistic, the stations whose leader share
+    ``L / (valid + invalid)`` (or ``L / valid`` where the election has no invalid counts) lies
+    strictly within ``window`` points of a whole percent; null, each station's leader votes
+    redrawn as ``Binomial(ballots, share)`` with its own ballots and share, so the count is
+    Poisson-binomial and its distribution exact; effect, the excess over the null mean; p-value
+    one-sided. Stations with fewer than ``min_ballots`` ballots or a share above ``max_share``
+    are left out. Because it needs no registered voters, it runs on elections that report only
+    votes (US precinct returns) and so compares them with the others on the same definition.
+
+    Parameters: ``window`` (0.05 points), ``min_ballots`` (100, the authors' size cut applied to
+    the share's own denominator), ``max_share`` (0.99), ``alpha`` (0.001, the 99.9 % level).
+    """
+
+    name: ClassVar[str] = "integer-shares"
+    title: ClassVar[str] = "Integer percentages of the leader's share alone"
+    reference: ClassVar[str] = IntegerPercentages.reference
+
+    window: float = 0.05
+    min_ballots: int = 100
+    max_share: float = 0.99
+    alpha: float = 0.001
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.window, int | float) and 0 < self.window <= 0.5):
+            raise PollwatchError(
+                f"integer-shares: window must lie in (0, 0.5] percentage points, "
+                f"got {self.window!r}",
+                hint="the authors use 0.05 (one decimal place rounds to a whole percent)",
+            )
+        if not (isinstance(self.min_ballots, int) and self.min_ballots >= 1):
+            raise PollwatchError(
+                f"integer-shares: min_ballots must be a whole number >= 1, "
+                f"got {self.min_ballots!r}",
+                hint="100 mirrors the authors' cut on station size",
+            )
+        if not (isinstance(self.max_share, int | float) and 0 < self.max_share <= 1):
+            raise PollwatchError(
+                f"integer-shares: max_share must lie in (0, 1], got {self.max_share!r}",
+                hint="the authors use 0.99",
+            )
+        if not (isinstance(self.alpha, int | float) and 0 < self.alpha < 0.5):
+            raise PollwatchError(
+                f"integer-shares: alpha must lie in (0, 0.5), got {self.alpha!r}",
+                hint="0.001 is the 99.9 % level of the paper",
+            )
+
+    def run(self, election: Election) -> MethodResult:
+        leader = election.leader()
+        if leader is None:
+            raise MethodNotApplicable(
+                f"election {election.id!r} has no candidates", hint="import candidate votes"
+            )
+        frame = election.stations
+        if frame["invalid"].null_count() < frame.height:
+            denominator = pl.col("valid") + pl.col("invalid")
+            denominator_words = "valid + invalid ballots"
+        else:
+            denominator = pl.col("valid")
+            denominator_words = "valid ballots (the election has no invalid counts)"
+        share = pl.col(leader.column) / denominator
+        extra: dict[str, pl.Expr] = {
+            "missing valid/invalid": denominator.is_not_null(),
+            f"missing votes for the leader ({leader.name})": pl.col(leader.column).is_not_null(),
+            f"fewer than {self.min_ballots} ballots": denominator >= self.min_ballots,
+            f"leader share above {100 * self.max_share:g} %": share <= self.max_share,
+        }
+        selection = eligible_stations(election, extra=extra)
+        data = selection.stations.sort("station_id").select(
+            pl.col("station_id"),
+            denominator.cast(pl.Int64).alias("n"),
+            pl.col(leader.column).cast(pl.Int64).alias("k"),
+        )
+        ids = data["station_id"].to_list()
+        n = data["n"].to_numpy().astype(np.int64)
+        k = data["k"].to_numpy().astype(np.int64)
+        hit = hits_whole_percent(k, n, self.window)
+        observed = int(hit.sum())
+        b = window_probability(n, k / n, self.window)
+        pmf = poisson_binomial_pmf(b)
+        mean = float(b.sum())
+        low = _pmf_quantile(pmf, self.alpha / 2)
+        high = _pmf_quantile(pmf, 1 - self.alpha / 2)
+        tail = float(pmf[observed:].sum()) if observed < pmf.size else 0.0
+        p_value = saddlepoint_upper_tail(b, observed) if tail < FFT_TAIL_FLOOR else min(tail, 1.0)
+        component = _component(observed, b, n.astype(np.float64), hit)
+        return self.result(
+            election,
+            statistic_name="stations with the leader's share at a whole percent",
+            statistic=float(observed),
+            sample_size=len(ids),
+            p_value=p_value,
+            alpha=self.alpha,
+            significant=bool(p_value < self.alpha),
+            effect_name="excess stations over the null mean",
+            effect=float(observed - mean),
+            interval=(float(observed - high), float(observed - low)),
+            interval_level=1.0 - self.alpha,
+            flagged=tuple(sid for sid, h in zip(ids, hit.tolist(), strict=True) if h),
+            details={"leader": leader.name, "share": component, "window_pp": self.window},
+            charts={"leader_share": _histogram_chart(k, n, "leader share")},
+            definitions={
+                "share": f"leader votes / ({denominator_words})",
+                "leader": f"{leader.name} (most votes in the whole election)",
+                "whole percent": f"strictly within {self.window:g} percentage points of an "
+                "integer percent, decided in integer arithmetic",
+                "null": "each station's leader votes redrawn as Binomial(ballots, share); "
+                "exact Poisson-binomial distribution of the count",
+                "effect": "observed count minus the null mean",
+                "p_value": "one-sided, P(null count >= observed)",
+                "filters": selection.describe(),
+            },
+        )

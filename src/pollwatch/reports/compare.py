@@ -27,6 +27,7 @@ __all__ = [
 COMPARE_METHODS: tuple[str, ...] = (
     "klimek-fingerprint",
     "integer-percentages",
+    "integer-shares",
     "eft-correlation",
     "eft-lastc",
     "eft-c05s",

@@ -64,17 +64,30 @@ def test_bad_parameters_are_refused_with_their_name(
 
 # --- simulations ----------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("regions", [1, 20])
-def test_clean_simulations_give_a_small_estimate(seed: int, regions: int) -> None:
-    result = ShpilkinEstimate().run(simulate_clean(stations=4000, seed=seed, regions=regions))
+def test_clean_simulations_give_a_small_estimate(seed: int) -> None:
+    result = ShpilkinEstimate().run(simulate_clean(stations=4000, seed=seed, regions=1))
     leader = result.details["leader_votes"]
     assert result.p_value is None and result.flagged == ()
     assert result.effect is not None and result.interval is not None
-    # observed: central 0.0 % to 1.0 % of the leader's votes, range -2.9 % to 2.7 %
+    # observed over seeds 0-9: central 0.03 % to 0.4 % of the leader's votes
     assert abs(result.effect) < 0.02 * leader
     assert (
         -0.05 * leader < result.interval[0] <= result.effect <= result.interval[1] < 0.05 * leader
     )
+
+
+def test_regional_heterogeneity_alone_moves_the_estimate_a_few_percent() -> None:
+    # With 20 regions of different turnout and preferences (and no manipulation), the estimate
+    # is no longer near zero: observed over seeds 0-9, 0.02 % to 4.8 % of the leader's votes
+    # (median 1.7 %). The calibration harness measures this distribution at scale.
+    shares = []
+    for seed in range(10):
+        result = ShpilkinEstimate().run(simulate_clean(stations=4000, seed=seed, regions=20))
+        assert result.effect is not None
+        shares.append(result.effect / result.details["leader_votes"])
+    assert sorted(shares)[5] < 0.03
+    assert max(shares) < 0.08
+    assert min(shares) >= 0
 
 
 def stuffed(seed: int) -> tuple[Election, int]:

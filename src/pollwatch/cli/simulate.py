@@ -1,0 +1,191 @@
+"""``pollwatch simulate``: a clean simulated election (or a real one's clean twin) in the store.
+
+The election is saved in the local store like an imported one, so that ``show``, ``analyze``,
+``compare`` and ``report`` work on it. With ``--inject NAME:SHARE:MAGNITUDE`` (repeatable) the
+named manipulations (:data:`pollwatch.calibration.injectors.INJECTORS`) are planted in it, in
+order, and their labels (affected stations, ballots added, votes moved) are written to
+``<store>/<id>/injections.json`` next to the election.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from pollwatch.errors import PollwatchError, StoreError
+from pollwatch.results.model import Election
+from pollwatch.results.store import ElectionStore, check_election_id
+from pollwatch.settings import Settings, load_settings
+
+__all__ = ["INJECTIONS_FILE", "parse_injection", "register"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: The labels of the planted manipulations, in the simulated election's store folder.
+INJECTIONS_FILE = "injections.json"
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    state: Any = ctx.find_root().obj
+    settings = getattr(state, "settings", None)
+    return settings if isinstance(settings, Settings) else load_settings()
+
+
+def parse_injection(text: str) -> tuple[str, float, float]:
+    """``NAME:SHARE:MAGNITUDE`` -> (name, share, magnitude); a bad value is one clear error."""
+    parts = text.rsplit(":", 2)
+    hint = "e.g. --inject incremental-stuffing:0.1:0.5 (see docs/calibration-injectors.md)"
+    if len(parts) != 3 or not parts[0]:
+        raise PollwatchError(f"--inject {text!r} is not NAME:SHARE:MAGNITUDE", hint=hint)
+    values = []
+    for label, part in (("SHARE", parts[1]), ("MAGNITUDE", parts[2])):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise PollwatchError(
+                f"--inject {parts[0]}: {label} {part!r} is not a number", hint=hint
+            ) from None
+    return parts[0], values[0], values[1]
+
+
+def _base_election(
+    settings: Settings,
+    store: ElectionStore,
+    like: str,
+    stations: int | None,
+    seed: int,
+    by: str,
+) -> Election:
+    from pollwatch.forensics.simulate import simulate_like
+    from pollwatch.results.datasets import DATASETS, import_dataset
+
+    if like in store:
+        real = store.load(like)
+    elif like in DATASETS:
+        with err_console.status(f"importing the dataset {like}"):
+            real = import_dataset(like, settings)
+    else:
+        known = ", ".join(e.id for e in store.list()) or "none yet"
+        raise StoreError(
+            f"--like {like!r}: no such election in the store ({store.root}) and no such dataset",
+            hint=f"stored elections: {known}; datasets: {', '.join(DATASETS.names())}",
+        )
+    with err_console.status(f"fitting a clean twin of {real.id}"):
+        return simulate_like(real, seed=seed, stations=stations, by=by)
+
+
+def _write_labels(folder: Path, record: dict[str, Any]) -> Path:
+    target = folder / INJECTIONS_FILE
+    partial = folder / f".{INJECTIONS_FILE}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        partial.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target
+
+
+def simulate_command(
+    ctx: typer.Context,
+    like: Annotated[
+        str | None,
+        typer.Option(help="Fit a clean twin of this stored election (or public dataset)."),
+    ] = None,
+    stations: Annotated[
+        int | None,
+        typer.Option(min=1, help="Stations (default: 5000, or as many as the real election)."),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="Fit the twin per 'region' (default) or per 'district'."),
+    ] = None,
+    regions: Annotated[
+        int | None, typer.Option(min=1, help="Regions of a synthetic election (default 20).")
+    ] = None,
+    hospital_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of hospital stations (synthetic).")
+    ] = 0.0,
+    abroad_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of stations abroad (synthetic).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every random draw.")] = 0,
+    election_id: Annotated[
+        str | None, typer.Option("--id", help="Id in the store (default: derived).")
+    ] = None,
+    inject: Annotated[
+        list[str] | None,
+        typer.Option(help="Plant a manipulation NAME:SHARE:MAGNITUDE (repeatable)."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace a different election with this id.")
+    ] = False,
+) -> None:
+    """Simulate a clean election (or a real one's clean twin), optionally manipulated, and
+    save it in the store."""
+    from pollwatch.calibration.injectors import INJECTORS, Labels, compose
+    from pollwatch.forensics.simulate import simulate_clean
+
+    settings = _settings(ctx)
+    store = ElectionStore(settings.elections_dir)
+    specs = [parse_injection(text) for text in inject or []]
+    injectors = [INJECTORS.get(name)(share=share, magnitude=mag) for name, share, mag in specs]
+    if like is not None and (regions is not None or hospital_share or abroad_share):
+        raise PollwatchError(
+            "--regions, --hospital-share and --abroad-share apply to synthetic elections only",
+            hint="a twin (--like) takes its regions and special stations from the real election",
+        )
+    if like is None and by is not None:
+        raise PollwatchError("--by applies to a twin only", hint="add --like ELECTION_ID")
+    if like is not None:
+        base = _base_election(settings, store, like, stations, seed, by or "region")
+    else:
+        base = simulate_clean(
+            stations=stations or 5000,
+            regions=regions or 20,
+            seed=seed,
+            hospital_share=hospital_share,
+            abroad_share=abroad_share,
+            election_id=f"simulated-{seed}",
+        )
+    default_id = base.id if not specs else f"{base.id}-" + "-".join(n for n, _, _ in specs)
+    target_id = check_election_id(election_id or default_id)
+    election = base
+    labels: list[Labels] = []
+    if injectors:
+        # The injections draw from their own stream, so the clean part stays that of ``seed``.
+        election, labels = compose(base, injectors, np.random.default_rng([seed, 1]))
+    election = election.replace_meta(id=target_id)
+    outcome = store.save(election, replace=replace)
+    words = {"created": "saved", "unchanged": "unchanged (same numbers)", "replaced": "replaced"}
+    console.print(f"[green]{escape(target_id)}[/]: {words[outcome]}, {len(election):,} stations")
+    if labels:
+        record = {
+            "format": "pollwatch-injections/1",
+            "election": target_id,
+            "clean": base.id,
+            "seed": seed,
+            "generator": "numpy default_rng([seed, 1]), injectors applied in order",
+            "injections": [label.to_dict() for label in labels],
+        }
+        path = _write_labels(settings.elections_dir / target_id, record)
+        for label in labels:
+            console.print(
+                f"  {escape(label.injector)}: {len(label.stations):,} stations, "
+                f"{label.ballots_added:,} ballots added, {label.votes_moved:,} votes moved"
+            )
+        console.print(f"labels: {escape(str(path))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``pollwatch simulate`` to the command line."""
+    app.command("simulate")(simulate_command)

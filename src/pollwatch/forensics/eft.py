@@ -433,6 +433,8 @@ class EFTSecondDigit(_DigitMeanMethod):
     expected: ClassVar[float] = BENFORD_SECOND_DIGIT_MEAN
     statistic_label: ClassVar[str] = "mean second digit"
     calibrated: ClassVar[bool] = False
+    #: manipulation can move the mean either way from its clean value
+    calibration_tail: ClassVar[str] = "two-sided"
     uncalibrated_note: ClassVar[str] = (
         "none: Benford's second-digit law is not the distribution of honest vote counts "
         "(counts concentrated within one order of magnitude depart from it), so, as in EFT, "
@@ -632,6 +634,8 @@ class _MomentMethod(_EFTMethod):
 
     needs: ClassVar[tuple[str, ...]] = ("registered", "ballots_cast")
     statistic_label: ClassVar[str]
+    #: manipulation can move a moment either way from its clean value
+    calibration_tail: ClassVar[str] = "two-sided"
 
     def _moment(self, sums: np.ndarray, n: int) -> np.ndarray:
         raise NotImplementedError

@@ -1,0 +1,456 @@
+"""The calibration harness on small runs: rates, power, triage, resuming, seeds, Ray, the CLI.
+
+Toy methods (always reject, never reject, a statistic without a p-value, a triage with known
+flags) are registered by swapping the METHODS registry table for the test's duration, as
+tests/test_registry.py does, so the built-in methods stay untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pollwatch.calibration import harness
+from pollwatch.calibration.harness import (
+    CalibrationPlan,
+    CalibrationRun,
+    Cell,
+    build_table,
+    cell_seed,
+    plan_cells,
+    run_calibration,
+    run_cell,
+    wilson_interval,
+)
+from pollwatch.calibration.injectors import INJECTORS
+from pollwatch.calibration.references import ReferenceUnit, sub_election
+from pollwatch.cli import main
+from pollwatch.forensics.base import METHODS, Method, MethodResult, all_methods
+from pollwatch.forensics.simulate import simulate_clean
+from pollwatch.results.model import Election
+
+SMALL = {"stations": 300, "regions": 4, "candidates": 3}
+
+
+@dataclass(frozen=True)
+class AlwaysRejects(Method):
+    name: ClassVar[str] = "toy-always-rejects"
+    title: ClassVar[str] = "Always rejects"
+    reference: ClassVar[str] = "test"
+
+    def run(self, election: Election) -> MethodResult:
+        return self.result(election, statistic_name="s", statistic=1.0, sample_size=1, p_value=0.0)
+
+
+@dataclass(frozen=True)
+class NeverRejects(Method):
+    name: ClassVar[str] = "toy-never-rejects"
+    title: ClassVar[str] = "Never rejects"
+    reference: ClassVar[str] = "test"
+
+    def run(self, election: Election) -> MethodResult:
+        return self.result(election, statistic_name="s", statistic=0.0, sample_size=1, p_value=1.0)
+
+
+@dataclass(frozen=True)
+class LeaderVotes(Method):
+    """No p-value: the leader's share of all valid votes (empirical, upper tail)."""
+
+    name: ClassVar[str] = "toy-leader-share"
+    title: ClassVar[str] = "Leader share"
+    reference: ClassVar[str] = "test"
+
+    def run(self, election: Election) -> MethodResult:
+        leader = election.leader()
+        assert leader is not None
+        share = election.stations[leader.column].sum() / election.stations["valid"].sum()
+        return self.result(election, statistic_name="share", statistic=share, sample_size=1)
+
+
+@dataclass(frozen=True)
+class FirstTenTriage(Method):
+    """Flags the ten stations with the smallest ids, whatever the election."""
+
+    name: ClassVar[str] = "triage"
+    title: ClassVar[str] = "Toy triage"
+    reference: ClassVar[str] = "test"
+
+    def run(self, election: Election) -> MethodResult:
+        ids = tuple(sorted(election.stations["station_id"].to_list())[:10])
+        return self.result(
+            election, statistic_name="n", statistic=10.0, sample_size=len(election), flagged=ids
+        )
+
+
+@pytest.fixture
+def toys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """METHODS holds only the toy methods while the test runs."""
+    all_methods()  # the built-ins register on first import: do that before the swap
+    table = {cls.name: cls for cls in (AlwaysRejects, NeverRejects, LeaderVotes, FirstTenTriage)}
+    monkeypatch.setattr(METHODS, "_items", table)
+    monkeypatch.setattr(METHODS, "_loaded_entry_points", True)
+
+
+def region_units(seed: int = 5) -> list[ReferenceUnit]:
+    """A simulated election cut into its regions, standing in for a real clean reference."""
+    election = simulate_clean(stations=400, regions=3, seed=seed, election_id="toy-reference")
+    regions = sorted(set(election.stations["region"].to_list()))
+    return [
+        ReferenceUnit(
+            reference="toy",
+            kind="region",
+            name=region,
+            election=sub_election(election, pl.col("region") == region, suffix=region),
+        )
+        for region in regions
+    ]
+
+
+def strip(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Records without their timings (the only field allowed to differ between runs)."""
+    return {k: {f: v for f, v in r.items() if f != "seconds"} for k, r in records.items()}
+
+
+# --- rates ------------------------------------------------------------------------------------
+def test_always_rejecting_method_has_false_positive_rate_one(toys: None, tmp_path: Path) -> None:
+    plan = CalibrationPlan(
+        elections=3, replicates=0, references=("toy",), methods=("toy-always-rejects",), **SMALL
+    )
+    run = run_calibration(plan, cache_dir=tmp_path, units=region_units())
+    entry = build_table(run, command="test")["methods"]["toy-always-rejects"]
+    for level in ("0.05", "0.01"):
+        assert entry["simulated"][level]["rate"] == 1.0
+        assert entry["simulated"][level]["tests"] == 3
+        assert entry["references"][level]["rate"] == 1.0
+        assert entry["references"][level]["tests"] == 3
+        assert entry["references"]["by_reference"]["toy"][level]["rejections"] == 3
+        assert entry["references"]["by_kind"]["region"][level]["tests"] == 3
+    assert entry["decision"] == "p-value"
+    assert entry["unreliable"] is True
+    assert "3 clean simulations" in entry["unreliable_reason"]
+
+
+def test_never_rejecting_method_has_power_zero_everywhere(toys: None, tmp_path: Path) -> None:
+    plan = CalibrationPlan(
+        elections=1, replicates=2, references=(), methods=("toy-never-rejects",), **SMALL
+    )
+    run = run_calibration(plan, cache_dir=tmp_path)
+    power = build_table(run, command="test")["methods"]["toy-never-rejects"]["power"]
+    assert sorted(power) == INJECTORS.names()
+    for by_magnitude in power.values():
+        assert len(by_magnitude) == 3
+        for levels in by_magnitude.values():
+            for rate in levels.values():
+                assert rate["tests"] == 2 and rate["rejections"] == 0 and rate["rate"] == 0.0
+
+
+def test_wilson_interval_matches_published_values() -> None:
+    # Newcombe (1998), Statistics in Medicine 17, 857-872, table I: 0/10 and 81/263.
+    low, high = wilson_interval(0, 10) or (0, 0)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=5e-5)
+    low, high = wilson_interval(81, 263) or (0, 0)
+    assert (low, high) == (pytest.approx(0.2553, abs=5e-5), pytest.approx(0.3662, abs=5e-5))
+    assert wilson_interval(0, 0) is None
+
+
+def fake_run(records: list[dict[str, Any]], plan: CalibrationPlan) -> CalibrationRun:
+    return CalibrationRun(
+        plan=plan,
+        records={r["key"]: r for r in records},
+        computed=len(records),
+        cached=0,
+        seconds=1.0,
+        executor="serial",
+        workers=1,
+    )
+
+
+def test_empirical_threshold_and_leave_one_out_rate(toys: None) -> None:
+    plan = CalibrationPlan(
+        elections=100, replicates=0, references=(), methods=("toy-leader-share",), **SMALL
+    )
+    records = [
+        {
+            "key": f"clean-{i:06d}",
+            "kind": "clean",
+            "methods": {
+                "toy-leader-share": {
+                    "p_value": None,
+                    "statistic": float(i),
+                    "flagged": 0,
+                    "skipped": None,
+                }
+            },
+        }
+        for i in range(1, 101)
+    ]
+    entry = build_table(fake_run(records, plan), command="test")["methods"]["toy-leader-share"]
+    assert entry["decision"] == "empirical" and entry["tail"] == "upper"
+    # 95th percentile of 1..100, rounded up to an observed value: 96 (5 values above it).
+    assert entry["thresholds"]["0.05"] == 96.0
+    assert entry["thresholds"]["0.01"] == 100.0
+    # Each of 96..100 lies above the others' 95th percentile (95 without it); 1..95 do not.
+    assert entry["simulated"]["0.05"]["rejections"] == 5
+    assert entry["simulated"]["0.05"]["tests"] == 100
+
+
+def test_triage_precision_and_recall_on_known_counts(toys: None) -> None:
+    plan = CalibrationPlan(
+        elections=1,
+        replicates=2,
+        references=(),
+        methods=("triage",),
+        injectors=("carousel",),
+        **SMALL,
+    )
+    records: list[dict[str, Any]] = []
+    tallies = [(4, 10, 3), (6, 10, 5)]  # flagged, labelled, true positives per replicate
+    for r, (flagged, labelled, hits) in enumerate(tallies):
+        records.append(
+            {
+                "key": f"power-carousel-low-{r:04d}",
+                "kind": "power",
+                "injector": "carousel",
+                "level": "low",
+                "magnitude": 0.01,
+                "methods": {},
+                "triage": {"flagged": flagged, "labelled": labelled, "true_positives": hits},
+            }
+        )
+    cell = build_table(fake_run(records, plan), command="test")["triage"]["carousel"]["0.01"]
+    assert cell["precision"] == pytest.approx(8 / 10)
+    assert cell["recall"] == pytest.approx(8 / 20)
+    assert (cell["elections"], cell["flagged"], cell["labelled"]) == (2, 10, 20)
+
+
+def test_triage_is_scored_against_the_injectors_labels(toys: None) -> None:
+    plan = CalibrationPlan(
+        elections=1, replicates=1, references=(), methods=("triage",), share=0.5, **SMALL
+    )
+    cell = Cell("power", 0, injector="vote-transfer", level="high", magnitude=0.5)
+    record = run_cell(plan, cell, plan.method_specs())
+    # The labels, rebuilt independently from the cell's documented seeds.
+    base = simulate_clean(
+        stations=300,
+        regions=4,
+        candidates=3,
+        seed=cell_seed(cell, plan.seed, 0),
+        election_id="x",
+    )
+    _, labels = INJECTORS.get("vote-transfer")(share=0.5, magnitude=0.5).apply(
+        base, np.random.default_rng(cell_seed(cell, plan.seed, 1))
+    )
+    first_ten = set(sorted(base.stations["station_id"].to_list())[:10])
+    assert record["triage"] == {
+        "flagged": 10,
+        "labelled": len(labels.stations),
+        "true_positives": len(first_ten & set(labels.stations)),
+    }
+    assert record["triage"]["labelled"] == 150
+
+
+def test_real_references_are_units_of_one_test_each(
+    toys: None, mirror: Path, home: Path, tmp_path: Path
+) -> None:
+    from pollwatch.settings import load_settings
+
+    plan = CalibrationPlan(
+        elections=1,
+        replicates=0,
+        references=("canada-2011",),
+        subsamples=3,
+        methods=("toy-always-rejects",),
+        **SMALL,
+    )
+    run = run_calibration(plan, settings=load_settings(), cache_dir=tmp_path)
+    table = build_table(run, command="test")
+    references = table["methods"]["toy-always-rejects"]["references"]
+    assert references["0.05"]["tests"] == 3 and references["0.05"]["rate"] == 1.0
+    assert table["generated"]["references"]["canada-2011"]["units"] == 3
+    assert [u["kind"] for u in run.reference_units.values()] == ["subsample"] * 3
+
+
+# --- caching, seeds ---------------------------------------------------------------------------
+def test_rerun_reuses_cached_cells_and_recomputes_a_damaged_one(toys: None, tmp_path: Path) -> None:
+    plan = CalibrationPlan(
+        elections=3,
+        replicates=1,
+        injectors=("carousel",),
+        references=(),
+        methods=("toy-leader-share", "toy-never-rejects"),
+        **SMALL,
+    )
+    first = run_calibration(plan, cache_dir=tmp_path)
+    assert (first.computed, first.cached) == (6, 0)
+    second = run_calibration(plan, cache_dir=tmp_path)
+    assert (second.computed, second.cached) == (0, 6)
+    assert second.records == first.records
+    (tmp_path / "cells" / "clean-000001.json").write_text('{"key": "clean-0', encoding="utf-8")
+    seen: list[tuple[str, bool]] = []
+    third = run_calibration(
+        plan, cache_dir=tmp_path, progress=lambda done, total, key, fresh: seen.append((key, fresh))
+    )
+    assert (third.computed, third.cached) == (1, 5)
+    assert ("clean-000001", True) in seen
+    assert strip(third.records) == strip(first.records)
+    # More elections reuse the smaller run's cells: same digest, only the new ones computed.
+    larger = CalibrationPlan(**{**plan.__dict__, "elections": 4})
+    assert larger.digest() == plan.digest()
+    assert run_calibration(larger, cache_dir=tmp_path).computed == 1
+
+
+def test_cells_are_seed_reproducible_alone_and_differ_across_seeds() -> None:
+    plan = CalibrationPlan(elections=2, replicates=1, references=(), **SMALL)
+    specs = [s for s in plan.method_specs() if s.name in ("eft-skew", "eft-c05s")]
+    cells = plan_cells(plan)
+    power = next(c for c in cells if c.kind == "power")
+    for cell in (cells[1], power):
+        once = run_cell(plan, cell, specs)
+        again = run_cell(plan, cell, specs)
+        assert strip({"x": once}) == strip({"x": again})
+    other = CalibrationPlan(**{**plan.__dict__, "seed": 1})
+    a = run_cell(plan, cells[1], specs)["methods"]["eft-skew"]["statistic"]
+    b = run_cell(other, cells[1], specs)["methods"]["eft-skew"]["statistic"]
+    assert a != b
+    keys = [c.key for c in cells]
+    assert len(set(keys)) == len(keys)
+    seeds = {cell_seed(c, 0, 0) for c in cells}
+    assert len(seeds) == len(cells)
+
+
+# --- Ray ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    pytest.importorskip("ray", reason="the Ray executor needs the extra pollwatch[scale]")
+    from pollwatch.calibration.executors import ensure_ray
+
+    ray = ensure_ray(2, None)
+    yield
+    ray.shutdown()
+
+
+def test_ray_and_serial_give_identical_tables(local_ray: None, tmp_path: Path) -> None:
+    plan = CalibrationPlan(
+        elections=2,
+        replicates=1,
+        injectors=("incremental-stuffing",),
+        references=("toy",),
+        methods=("beber-scacco", "eft-c05s", "eft-skew", "triage"),
+        **SMALL,
+    )
+    units = region_units()
+    serial = run_calibration(plan, cache_dir=tmp_path / "serial", units=units)
+    finished: list[str] = []
+    parallel = run_calibration(
+        plan,
+        cache_dir=tmp_path / "ray",
+        units=units,
+        executor="ray",
+        workers=2,
+        progress=lambda done, total, key, fresh: finished.append(key) if fresh else None,
+    )
+    assert parallel.computed == serial.computed == 2 + 3 + 3
+    assert sorted(finished) == sorted(serial.records)
+    assert strip(parallel.records) == strip(serial.records)
+    tables = [build_table(r, command="test", date="2000-01-01") for r in (serial, parallel)]
+    assert tables[0] == tables[1]
+
+
+# --- the command line --------------------------------------------------------------------------
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_calibrate_command_writes_table_and_docs(
+    home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shipped = tmp_path / "shipped" / "calibration.json"
+    monkeypatch.setattr(harness, "default_table_path", lambda: shipped)
+    docs = tmp_path / "docs" / "calibration.md"
+    out = tmp_path / "table.json"
+    args = [
+        "calibrate", "--elections", "2", "--stations", "300", "--replicates", "1",
+        "--no-references", "--method", "eft-dip", "--method", "eft-skew",
+        "--executor", "serial", "--workers", "1", "--write-table", "--json", str(out),
+        "--docs", str(docs),
+    ]  # fmt: skip
+    code, stdout, stderr = cli(capsys, *args)
+    assert code == 0, stderr
+    table = json.loads(out.read_text("utf-8"))
+    assert json.loads(shipped.read_text("utf-8")) == table
+    assert table["format"] == "pollwatch-calibration/1"
+    assert set(table["methods"]) == {"eft-dip", "eft-skew"}
+    assert table["methods"]["eft-skew"]["decision"] == "empirical"
+    assert table["methods"]["eft-skew"]["tail"] == "two-sided"
+    assert table["generated"]["simulated"]["elections"] == 2
+    page = docs.read_text("utf-8")
+    assert table["generated"]["command"] in page
+    assert "--elections 2" in table["generated"]["command"]
+    assert "`eft-dip`" in page and "incremental-stuffing" in page
+    assert (docs.parent / "calibration-power.svg").read_text("utf-8").startswith("<svg")
+    assert "20 cells: 20 computed" in stdout
+    code, stdout, _ = cli(capsys, *args)
+    assert code == 0 and "20 cells: 0 computed, 20 from the cache" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--method", "no-such-method"], "unknown method 'no-such-method'"),
+        (["--elections", "0"], "elections=0 is out of range"),
+        (["--executor", "ray", "--address", "127.0.0.1:9"], "cannot reach the Ray cluster"),
+        (["--executor", "threads"], "unknown executor 'threads'"),
+    ],
+)
+def test_calibrate_bad_input_is_one_line(
+    home: Path, capsys: pytest.CaptureFixture[str], args: list[str], words: str
+) -> None:
+    base = ["calibrate", "--elections", "1", "--stations", "300", "--replicates", "0"]
+    code, _, stderr = cli(capsys, *base, "--no-references", *args)
+    assert code == 2
+    assert words in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert "Traceback" not in stderr
+
+
+def test_docs_page_shows_rates_power_and_unreliable_reasons(toys: None, tmp_path: Path) -> None:
+    from pollwatch.calibration.docs import render_markdown, render_power_svg
+
+    plan = CalibrationPlan(
+        elections=3,
+        replicates=1,
+        injectors=("carousel",),
+        references=("toy",),
+        methods=("toy-always-rejects", "toy-never-rejects"),
+        **SMALL,
+    )
+    run = run_calibration(plan, cache_dir=tmp_path, units=region_units())
+    table = build_table(run, command="pollwatch calibrate --elections 3", date="2000-01-01")
+    page = render_markdown(table, power_svg="calibration-power.svg")
+    assert "pollwatch calibrate --elections 3" in page
+    row = next(line for line in page.splitlines() if line.startswith("| `toy-always-rejects`"))
+    assert "100.0% (3/3)" in row and "**unreliable**" in row
+    assert (
+        f"* `toy-always-rejects`: {table['methods']['toy-always-rejects']['unreliable_reason']}"
+        in page
+    )
+    assert "| method | low (0.01) | medium (0.05) | high (0.15) |" in page
+    power_row = next(
+        line for line in page.splitlines() if line.startswith("| `toy-never-rejects` | 0.0% (0/1)")
+    )
+    assert power_row.count("0.0% (0/1)") == 3
+    assert "![Power at α = 0.05](calibration-power.svg)" in page
+    svg = render_power_svg(table)
+    assert svg.count("<rect") == 2 * 3 and ">100<" in svg and ">0<" in svg

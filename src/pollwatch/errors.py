@@ -13,8 +13,10 @@ Hierarchy::
     ├── StoreError                 the local store refuses (unknown election, conflict)
     ├── DatasetError               a public dataset cannot be fetched or fails its checksum
     ├── RegistryError              an unknown importer / method / dataset name
-    └── EvidenceError              the evidence archive refuses (unknown item, bad key, not init)
-        └── VerificationError      a proof, signature, checksum or bundle does not verify
+    ├── EvidenceError              the evidence archive refuses (unknown item, bad key, not init)
+    │   └── VerificationError      a proof, signature, checksum or bundle does not verify
+    └── VideoError                 video refuses (unknown station/camera, bad stream or manifest)
+        └── PolicyError            the playback policy is invalid or denies an action
 
 Every message says what was wrong, where (file, row, column, parameter) and how to fix it;
 the CLI prints it as one line and exits non-zero, never a traceback.
@@ -32,12 +34,14 @@ __all__ = [
     "FormatError",
     "InputError",
     "MappingError",
+    "PolicyError",
     "PollwatchError",
     "RegistryError",
     "SchemaError",
     "SettingsError",
     "StoreError",
     "VerificationError",
+    "VideoError",
 ]
 
 
@@ -125,3 +129,11 @@ class EvidenceError(PollwatchError):
 
 class VerificationError(EvidenceError):
     """Something does not verify: a proof, a signature, a checksum, a bundle; says exactly what."""
+
+
+class VideoError(PollwatchError):
+    """Video refuses: unknown station or camera, unusable stream, bad manifest, not a segment."""
+
+
+class PolicyError(VideoError):
+    """The playback policy is malformed, or it denies the action asked for."""

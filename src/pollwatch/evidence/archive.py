@@ -17,7 +17,16 @@ Every entry in the log is canonical JSON (:func:`.log.canonical_json`) with a ``
   the submitter, ``submitter``, ``ingest_time`` (the archive's clock, UTC), and for derived copies
   (redacted, transcoded) ``source_item`` and ``derivation``;
 * ``custody``: something was done to an item: ``action`` (``access``, ``export``,
-  ``redaction``, ``analysis``, ...), ``item``, ``actor``, ``address``, ``reason``, ``time``.
+  ``redaction``, ``analysis``, ...), ``item``, ``actor``, ``address``, ``reason``, ``time``;
+* any other kind, appended by :meth:`EvidenceArchive.append_record` for a capability that
+  logs its own facts (``video-event``: a recorder's start, stop, outage, reconnect or gap).
+
+An item entry may carry extra keys beyond the standard ones (``add(..., extra=...)``), e.g. the
+``video`` object of a recorded segment (:mod:`pollwatch.video.segments`).
+
+The archive keeps an in-memory index of the parsed log (items by hash, custody by item) and
+brings it up to date on each query by parsing only the entries appended since the last one,
+by this process or another.
 
 Nothing that touches an item bypasses the log: :meth:`EvidenceArchive.open_item` records the
 access before it returns the stream; exports record one custody entry per item before the
@@ -32,7 +41,8 @@ import json
 import mimetypes
 import os
 import socket
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,11 +103,18 @@ class ItemRecord:
     source_item: str | None = None
     derivation: str | None = None
     note: str | None = None
+    # Keys beyond the standard ones (e.g. a segment's ``video`` object); None when there are none.
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_entry(cls, index: int, entry: dict[str, Any]) -> ItemRecord:
-        known = set(cls.__dataclass_fields__) - {"index"}
-        return cls(index=index, **{k: v for k, v in entry.items() if k in known})
+        known = set(cls.__dataclass_fields__) - {"index", "extra"}
+        extra = {k: v for k, v in entry.items() if k not in known and k != "kind"}
+        return cls(
+            index=index,
+            extra=extra or None,
+            **{k: v for k, v in entry.items() if k in known},
+        )
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,12 @@ class EvidenceArchive:
         self.verifier = Verifier.from_string(
             (self.folder / "keys" / "log.pub").read_text("utf-8").strip()
         )
+        # The in-memory index of the parsed log, extended by _sync() with new entries only.
+        self._index_lock = threading.Lock()
+        self._parsed: list[dict[str, Any]] = []
+        self._items: list[ItemRecord] = []
+        self._first_item: dict[str, ItemRecord] = {}
+        self._custody: dict[str, list[CustodyEvent]] = {}
 
     # --- creation ------------------------------------------------------------------------
     @classmethod
@@ -203,20 +226,45 @@ class EvidenceArchive:
             ) from None
 
     # --- entries -------------------------------------------------------------------------
+    def _sync(self) -> int:
+        """Parse the entries appended since the last call (by any process); returns the size."""
+        with self._index_lock:
+            size = self.log.size
+            for index in range(len(self._parsed), size):
+                entry = json.loads(self.log.entry(index))
+                self._parsed.append(entry)
+                kind = entry.get("kind")
+                if kind == "item":
+                    record = ItemRecord.from_entry(index, entry)
+                    self._items.append(record)
+                    self._first_item.setdefault(record.sha256, record)
+                elif kind == "custody":
+                    event = CustodyEvent.from_entry(index, entry)
+                    self._custody.setdefault(event.item, []).append(event)
+            return size
+
     def entries(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(index, entry) for every log entry from ``start``."""
-        for index in range(start, self.log.size):
-            yield index, json.loads(self.log.entry(index))
+        """(index, entry) for every log entry from ``start`` (each a fresh copy)."""
+        size = self._sync()
+        for index in range(start, size):
+            yield index, json.loads(canonical_json(self._parsed[index]))
 
     def items(self) -> list[ItemRecord]:
         """Every item entry, in log order."""
-        return [ItemRecord.from_entry(i, e) for i, e in self.entries() if e["kind"] == "item"]
+        self._sync()
+        return list(self._items)
 
     def item(self, sha256: str) -> ItemRecord:
         """The (first) item entry of a file, by its SHA-256 (a unique prefix of 8+ is enough)."""
         wanted = sha256.strip().lower()
+        self._sync()
+        exact = self._first_item.get(wanted)
+        if exact is not None:
+            return exact
         matches = (
-            [r for r in self.items() if r.sha256.startswith(wanted)] if len(wanted) >= 8 else []
+            [r for s, r in self._first_item.items() if s.startswith(wanted)]
+            if len(wanted) >= 8
+            else []
         )
         shas = {r.sha256 for r in matches}
         if len(shas) == 1:
@@ -230,11 +278,8 @@ class EvidenceArchive:
 
     def custody_of(self, sha256: str) -> list[CustodyEvent]:
         """Every custody entry about an item, in log order."""
-        return [
-            CustodyEvent.from_entry(i, e)
-            for i, e in self.entries()
-            if e["kind"] == "custody" and e["item"] == sha256
-        ]
+        self._sync()
+        return list(self._custody.get(sha256, []))
 
     def _append(self, entries: Sequence[dict[str, Any]]) -> list[int]:
         return self.log.append([canonical_json(e) for e in entries])
@@ -253,15 +298,23 @@ class EvidenceArchive:
         source_item: str | None = None,
         derivation: str | None = None,
         note: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> ItemRecord:
         """Store a file (streamed) and enter it in the log; returns its item record.
 
         A derived copy names its ``source_item`` (which must be in the archive) and how it was
-        derived; the original is never changed.
+        derived; the original is never changed. ``extra`` adds keys to the entry (JSON values,
+        e.g. a segment's ``video`` object); a key that is a standard one is refused.
         """
         path = Path(path)
         if not path.is_file():
             raise EvidenceError(f"{path}: not a file", hint="give the path of a file to archive")
+        clashes = sorted(set(extra or {}) & _ITEM_KEYS)
+        if clashes:
+            raise EvidenceError(
+                f"extra item keys {', '.join(clashes)} clash with standard item fields",
+                hint="pass standard fields as add() arguments; use other names for extra keys",
+            )
         if source_item is not None:
             source_item = self.item(source_item).sha256
         with path.open("rb") as stream:
@@ -287,8 +340,27 @@ class EvidenceArchive:
             "note": note,
         }
         entry.update({k: v for k, v in optional.items() if v is not None})
+        entry.update(extra or {})
         [index] = self._append([entry])
         return ItemRecord.from_entry(index, entry)
+
+    def append_record(self, kind: str, fields: Mapping[str, Any]) -> int:
+        """Append one entry of a kind other than ``item`` or ``custody``; returns its index.
+
+        The entry is ``{"kind": kind, **fields}`` in canonical JSON; it is durable when this
+        returns (:meth:`.log.EvidenceLog.append`).
+        """
+        if kind in ("item", "custody") or not kind:
+            raise EvidenceError(
+                f"append_record cannot write entries of kind {kind!r}",
+                hint="items go through add(), custody through record_custody()",
+            )
+        if "kind" in fields:
+            raise EvidenceError(
+                "append_record fields must not contain 'kind'", hint="pass the kind separately"
+            )
+        [index] = self._append([{"kind": kind, **fields}])
+        return index
 
     def record_custody(
         self,
@@ -468,6 +540,11 @@ class EvidenceArchive:
             self.objects.verify(record.sha256)
             checked += 1
         return self.log.size, checked
+
+
+_ITEM_KEYS = frozenset(
+    {"kind", "index", "extra"} | (set(ItemRecord.__dataclass_fields__) - {"index", "extra"})
+)
 
 
 def _write_atomic(target: Path, data: bytes) -> None:

@@ -44,12 +44,13 @@ from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore, check_election_id
 from pollwatch.settings import Settings, load_settings
 
+from . import video as video_routes
 from . import views
 
 __all__ = ["create_app"]
 
 _VEGA = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
-_WEB_STATIC = ("dashboard.js", "dashboard.css")
+_WEB_STATIC = ("dashboard.js", "dashboard.css", "video.js")
 _TEMPLATES = Path(str(resources.files("pollwatch.web").joinpath("templates")))
 
 Format = Literal["json", "csv"]
@@ -588,6 +589,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data = compare_data(ids or [])
         return _csv(data["rows"], "compare") if format == "csv" else {"elections": data["rows"]}
 
+    # --- video: login, regulated playback, audit (pollwatch.web.video) ------------------------
+    video_routes.register(app, settings, templates)
     return app
 
 

@@ -28,14 +28,17 @@ from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings, load_settings
 
+from .calibrate import register as register_calibrate_command
 from .evidence import evidence_app
 from .render import catalogue_table, failing_stations_table, methods_table, summary_renderable
+from .simulate import register as register_simulate_command
+from .video import video_app
 from .web import register as register_web_commands
 
 __all__ = ["app", "main", "run"]
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, emoji=False)
 
 app = typer.Typer(
     name="pollwatch",
@@ -47,7 +50,10 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="Public datasets: list and fetch (mirror, cache or download).")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(video_app, name="video")
 register_web_commands(app)
+register_calibrate_command(app)
+register_simulate_command(app)
 
 
 class State:
@@ -356,7 +362,12 @@ def compare_command(
     from rich.table import Table
 
     from pollwatch.forensics.suite import run_suite
-    from pollwatch.reports.compare import COMPARE_METHODS, comparison_rows, render_comparison
+    from pollwatch.reports.compare import (
+        COMPARE_METHODS,
+        comparison_rows,
+        method_calibration,
+        render_comparison,
+    )
 
     if len(election_ids) < 2:
         raise PollwatchError("compare needs two or more elections", hint="pollwatch compare A B")
@@ -373,8 +384,11 @@ def compare_command(
     table.add_column("method")
     for election in elections:
         table.add_column(election.id)
+    table.add_column("on clean elections (calibration)", overflow="fold")
     for name, cells in comparison_rows(methods, suites):
-        table.add_row(name, *(escape(c) for c in cells))
+        words, unreliable = method_calibration(name, suites)
+        mark = f"[bold red]{escape(words)}[/]" if unreliable else escape(words)
+        table.add_row(name, *(escape(c) for c in cells), mark)
     console.print(table)
     if html_out is not None:
         page = render_comparison(elections, suites, methods)

@@ -308,7 +308,7 @@ def render_power_svg(table: Mapping[str, Any]) -> str:
     methods: Mapping[str, Any] = table.get("methods", {})
     columns = [(inj, f"{m:g}") for inj, levels in sorted(magnitudes.items()) for m in levels]
     cell, left, top = 26, 170, 150
-    width = left + cell * len(columns) + 20
+    width = left + cell * len(columns) + top  # room for the last slanted label
     height = top + cell * len(methods) + 40
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

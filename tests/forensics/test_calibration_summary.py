@@ -120,3 +120,14 @@ def test_shipped_table_is_well_formed_when_present() -> None:
 
     for name, _ in all_methods():
         assert name in shipped["methods"], f"{name} is not in the calibration table"
+
+
+def test_methods_command_shows_each_calibration(
+    table: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pollwatch.cli import main
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "UNRELIABLE" in out and "not calibrated" in out
+    assert out.count("UNRELIABLE") == 1  # only eft-correlation is unreliable in TABLE

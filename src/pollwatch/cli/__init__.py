@@ -402,14 +402,21 @@ def methods_command() -> None:
     from rich.table import Table
 
     from pollwatch.forensics.base import all_methods
+    from pollwatch.forensics.calibration import calibration_summary, calibration_words
 
     table = Table(title="Methods", title_justify="left")
     table.add_column("method")
     table.add_column("what")
+    table.add_column("on clean elections (calibration)")
     table.add_column("source")
     for name, cls in all_methods():
-        table.add_row(name, cls.title, cls.reference)
+        calibration = calibration_summary(name)
+        words = escape(calibration_words(calibration))
+        if calibration.get("unreliable"):
+            words = f"[bold red]{words}[/]"
+        table.add_row(name, cls.title, words, cls.reference)
     console.print(table)
+    console.print("calibration: docs/calibration.md (regenerate with 'pollwatch calibrate')")
 
 
 @app.command("delete")

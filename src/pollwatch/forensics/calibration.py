@@ -27,6 +27,7 @@ The summary (all keys always present)::
     unreliable_reason   one line, or ""
     threshold           the empirical threshold at alpha (empirical decisions only)
     same_parameters     whether the result's parameters are those the table was measured with
+                        (true when no parameters are given: the method in general)
     source              the command and date that produced the table
 """
 
@@ -113,7 +114,7 @@ def calibration_summary(
         "unreliable": bool(entry.get("unreliable", False)),
         "unreliable_reason": str(entry.get("unreliable_reason", "")),
         "threshold": (entry.get("thresholds") or {}).get(ALPHA),
-        "same_parameters": _same(entry.get("parameters", {}), parameters or {}),
+        "same_parameters": parameters is None or _same(entry.get("parameters", {}), parameters),
         "source": f"{generated.get('command', 'pollwatch calibrate')} "
         f"({generated.get('date', 'undated')})",
     }

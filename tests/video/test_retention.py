@@ -183,6 +183,45 @@ def test_export_holds_exactly_the_overlapping_segments(
     assert [s.sha256 for s in touching.segments] == [shas[1]]
 
 
+def test_export_proves_the_recorder_events_of_the_window(
+    recorded: tuple[EvidenceArchive, list[str]], tmp_path: Path
+) -> None:
+    archive, shas = recorded
+
+    def event(name: str, camera: str, start: str, end: str) -> int:
+        return archive.append_record(
+            "video-event",
+            {
+                "event": name,
+                "station": "77-1",
+                "camera": camera,
+                "time": end,
+                "details": {"start": start, "end": end},
+            },
+        )
+
+    inside = event("gap", "cam-1", "2026-11-28T08:01:10.000Z", "2026-11-28T08:01:20.000Z")
+    outside = event("gap", "cam-1", "2026-11-28T08:05:00.000Z", "2026-11-28T08:06:00.000Z")
+    bundle = tmp_path / "court.zip"
+    result = export_window(
+        archive,
+        bundle,
+        station="77-1",
+        since="2026-11-28T08:00:30Z",
+        until="2026-11-28T08:01:30Z",
+        actor="clerk",
+        address="local:test",
+    )
+    assert [s.sha256 for s in result.segments] == shas[:2]
+    assert [e.index for e in result.events] == [inside]
+    with zipfile.ZipFile(bundle) as handle:
+        manifest = json.loads(handle.read("manifest.json"))
+        proven = {int(e["index"]): json.loads(handle.read(e["path"])) for e in manifest["entries"]}
+    assert proven[inside]["kind"] == "video-event" and outside not in proven
+    report = verify_bundle(bundle, TrustStore(log_keys=(archive.verifier,)))
+    assert report.ok, report.failure
+
+
 def test_export_of_blurred_copies_needs_them(
     recorded: tuple[EvidenceArchive, list[str]], tmp_path: Path, clips: list[Path]
 ) -> None:

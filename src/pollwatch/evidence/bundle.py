@@ -155,6 +155,7 @@ def export_bundle(
     timestamp_authorities: Sequence[str] = (),
     tsa_trusted_certs: Sequence[bytes] | None = None,
     witnesses: Sequence[Witness] = (),
+    entries: Sequence[int] = (),
 ) -> BundleReport:
     """Write a bundle of ``items`` to ``output`` and return its verification report.
 
@@ -162,6 +163,10 @@ def export_bundle(
     checkpoint covering those entries is signed (and time-stamped by the given authorities) and
     cosigned by the given ``witnesses``, so the bundle proves its own custody. Written to a
     temporary file, verified, then renamed.
+
+    ``entries`` names further log entries (by index) to prove in the bundle beside the items'
+    own, e.g. the recorder events (outages, gaps) of an exported stretch of video; they must be
+    entries of kinds other than ``item`` and ``custody``, which follow from ``items``.
     """
     if not items:
         raise EvidenceError("no items to export", hint="name one or more item hashes")
@@ -182,14 +187,17 @@ def export_bundle(
         stored = archive.witness(witness, size=stored.checkpoint.size)
     size = stored.checkpoint.size
     wanted = set(shas)
-    entries: list[tuple[int, bytes]] = []
+    further = set(entries)
+    proven: list[tuple[int, bytes]] = []
     for index in range(size):
         raw = archive.log.entry(index)
         entry = json.loads(raw)
-        if (entry["kind"] == "item" and entry["sha256"] in wanted) or (
-            entry["kind"] == "custody" and entry["item"] in wanted
+        if (
+            (entry["kind"] == "item" and entry["sha256"] in wanted)
+            or (entry["kind"] == "custody" and entry["item"] in wanted)
+            or (index in further and entry["kind"] not in ("item", "custody"))
         ):
-            entries.append((index, raw))
+            proven.append((index, raw))
     witness_lines = [line for line in stored.note.splitlines() if line.startswith("\u2014 ")]
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -215,7 +223,7 @@ def export_bundle(
                 "leaf_hash": leaf_hash(raw).hex(),
                 "proof": f"proofs/{index:012d}.json",
             }
-            for index, raw in entries
+            for index, raw in proven
         ],
         "timestamps": [
             {"token": f"timestamps/{n}.tsr", "certificates": f"timestamps/{n}.pem"}
@@ -236,7 +244,7 @@ def export_bundle(
         for n, (token, certificates) in enumerate(stored.timestamps):
             small[f"timestamps/{n}.tsr"] = token
             small[f"timestamps/{n}.pem"] = certificates
-        for index, raw in entries:
+        for index, raw in proven:
             small[_entry_name(index)] = raw
             proof = archive.inclusion_proof(index, size)
             small[f"proofs/{index:012d}.json"] = json.dumps(

@@ -25,7 +25,7 @@ from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.evidence.bundle import BundleReport, export_bundle
 from pollwatch.evidence.checkpoint import Witness
-from pollwatch.video.segments import Segment, VideoIndex, format_time, parse_time
+from pollwatch.video.segments import Segment, VideoEvent, VideoIndex, format_time, parse_time
 
 __all__ = [
     "StorageRow",
@@ -136,6 +136,7 @@ class WindowExport:
     since: datetime
     until: datetime
     copy: str
+    events: tuple[VideoEvent, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: bundle path, window, copy and the segments' hashes."""
@@ -146,6 +147,15 @@ class WindowExport:
             "until": format_time(self.until),
             "copy": self.copy,
             "segments": [s.to_dict() for s in self.segments],
+            "events": [
+                {
+                    "index": e.index,
+                    "event": e.event,
+                    "camera": e.camera,
+                    "time": format_time(e.time),
+                }
+                for e in self.events
+            ],
             "checks": len(self.bundle.checks),
         }
 
@@ -213,8 +223,9 @@ def export_window(
     original as ``source_item``). The bundle is the evidence archive's
     (:func:`~pollwatch.evidence.bundle.export_bundle`): it records one ``export`` custody entry
     per segment, signs a checkpoint over them, and verifies offline with
-    ``pollwatch evidence verify``. Recorder events (outages, gaps) are log entries of another
-    kind and are not in the bundle; the segments' sequence numbers and times show continuity.
+    ``pollwatch evidence verify``. The recorder events of the station (or camera) whose time
+    overlaps the window (outages, reconnects, gaps, lost segments, recorder start and stop) are
+    proven in the bundle too, so a court sees where footage is missing and why.
     """
     low, high = parse_window(since, until)
     index = VideoIndex.from_archive(archive)
@@ -222,6 +233,11 @@ def export_window(
         index, station=station, since=low, until=high, camera=camera, blurred=blurred
     )
     copy = "blurred" if blurred else "original"
+    events = [
+        event
+        for event in index.events(station, camera)
+        if event.span()[0] < high and event.span()[1] >= low
+    ]
     report = export_bundle(
         archive,
         [s.sha256 for s in segments],
@@ -232,6 +248,7 @@ def export_window(
         or f"court export: station {station}, {format_time(low)} to {format_time(high)}, {copy}",
         timestamp_authorities=timestamp_authorities,
         witnesses=witnesses,
+        entries=[event.index for event in events],
     )
     return WindowExport(
         bundle=report,
@@ -240,4 +257,5 @@ def export_window(
         since=low,
         until=high,
         copy=copy,
+        events=tuple(events),
     )

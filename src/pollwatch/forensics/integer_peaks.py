@@ -254,6 +254,53 @@ def _pmf_quantile(pmf: Array, level: float) -> int:
 
 
 # --- the method -------------------------------------------------------------------------------
+def exact_null(q: Array, observed: int, alpha: float) -> dict[str, Any]:
+    """Mean, sd, central ``1 - alpha`` interval and upper-tail p-value of the Poisson-binomial.
+
+    ``q`` are the stations' hit probabilities; the distribution is the FFT product of their
+    generating polynomials, with the saddlepoint tail where the FFT tail is below 1e-12.
+    """
+    pmf = poisson_binomial_pmf(q)
+    mean = float(q.sum())
+    sd = math.sqrt(float((q * (1 - q)).sum()))
+    low = _pmf_quantile(pmf, alpha / 2)
+    high = _pmf_quantile(pmf, 1 - alpha / 2)
+    tail = float(pmf[observed:].sum()) if observed < pmf.size else 0.0
+    if tail < FFT_TAIL_FLOOR:
+        p_value = saddlepoint_upper_tail(q, observed)
+        how = "saddlepoint (Lugannani-Rice, lattice); the FFT tail is below 1e-12"
+    else:
+        p_value = min(tail, 1.0)
+        how = "exact (FFT product of the stations' generating polynomials)"
+    return {
+        "mean": mean,
+        "sd": sd,
+        "interval": (float(low), float(high)),
+        "p_value": p_value,
+        "p_value_method": how,
+        "z": (observed - mean) / sd if sd > 0 else None,
+    }
+
+
+def _check_common(method: str, window: Any, max_share: Any, alpha: Any) -> None:
+    """Validate the parameters both integer tests share (window, max_share, alpha)."""
+    if not (isinstance(window, int | float) and 0 < window <= 0.5):
+        raise PollwatchError(
+            f"{method}: window must lie in (0, 0.5] percentage points, got {window!r}",
+            hint="the authors use 0.05 (one decimal place rounds to a whole percent)",
+        )
+    if not (isinstance(max_share, int | float) and 0 < max_share <= 1):
+        raise PollwatchError(
+            f"{method}: max_share must lie in (0, 1], got {max_share!r}",
+            hint="the authors use 0.99",
+        )
+    if not (isinstance(alpha, int | float) and 0 < alpha < 0.5):
+        raise PollwatchError(
+            f"{method}: alpha must lie in (0, 0.5), got {alpha!r}",
+            hint="0.001 is the 99.9 % level of the paper",
+        )
+
+
 @METHODS.register("integer-percentages")
 @dataclass(frozen=True)
 class IntegerPercentages(Method):
@@ -307,24 +354,18 @@ class IntegerPercentages(Method):
     alpha: float = 0.001
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.window, int | float) and 0 < self.window <= 0.5):
-            raise PollwatchError(
-                f"integer-percentages: window must lie in (0, 0.5] percentage points, "
-                f"got {self.window!r}",
-                hint="the authors use 0.05 (one decimal place rounds to a whole percent)",
-            )
+        _check_common(self.name, self.window, self.max_share, self.alpha)
         if not (isinstance(self.min_registered, int) and self.min_registered >= 1):
             raise PollwatchError(
                 f"integer-percentages: min_registered must be a whole number >= 1, "
                 f"got {self.min_registered!r}",
                 hint="the authors use 100",
             )
-        for label, value in (("max_turnout", self.max_turnout), ("max_share", self.max_share)):
-            if not (isinstance(value, int | float) and 0 < value <= 1):
-                raise PollwatchError(
-                    f"integer-percentages: {label} must lie in (0, 1], got {value!r}",
-                    hint="the authors use 0.99",
-                )
+        if not (isinstance(self.max_turnout, int | float) and 0 < self.max_turnout <= 1):
+            raise PollwatchError(
+                f"integer-percentages: max_turnout must lie in (0, 1], got {self.max_turnout!r}",
+                hint="the authors use 0.99",
+            )
         if self.turnout_numerator not in NUMERATORS:
             raise PollwatchError(
                 f"integer-percentages: turnout_numerator must be one of {', '.join(NUMERATORS)}, "
@@ -350,11 +391,6 @@ class IntegerPercentages(Method):
         if not isinstance(self.seed, int):
             raise PollwatchError(
                 f"integer-percentages: seed must be a whole number, got {self.seed!r}"
-            )
-        if not (isinstance(self.alpha, int | float) and 0 < self.alpha < 0.5):
-            raise PollwatchError(
-                f"integer-percentages: alpha must lie in (0, 0.5), got {self.alpha!r}",
-                hint="0.001 is the 99.9 % level of the paper",
             )
 
     # ------------------------------------------------------------------------------------------
@@ -417,7 +453,7 @@ class IntegerPercentages(Method):
         b = window_probability(n_s, p_s, self.window)
         q = 1.0 - (1.0 - a) * (1.0 - b)
         weights = n_t.astype(np.float64)
-        exact = self._exact_null(q, observed)
+        exact = exact_null(q, observed, self.alpha)
         components = {
             "either": _component(observed, q, weights, hit),
             "turnout": _component(int(hit_t.sum()), a, weights, hit_t),
@@ -498,29 +534,6 @@ class IntegerPercentages(Method):
         if self.turnout_numerator == "auto":
             return "issued" if has_issued else "cast"
         return self.turnout_numerator
-
-    def _exact_null(self, q: Array, observed: int) -> dict[str, Any]:
-        """Mean, variance, central interval and upper-tail p-value of the Poisson-binomial."""
-        pmf = poisson_binomial_pmf(q)
-        mean = float(q.sum())
-        sd = math.sqrt(float((q * (1 - q)).sum()))
-        low = _pmf_quantile(pmf, self.alpha / 2)
-        high = _pmf_quantile(pmf, 1 - self.alpha / 2)
-        tail = float(pmf[observed:].sum()) if observed < pmf.size else 0.0
-        if tail < FFT_TAIL_FLOOR:
-            p_value = saddlepoint_upper_tail(q, observed)
-            how = "saddlepoint (Lugannani-Rice, lattice); the FFT tail is below 1e-12"
-        else:
-            p_value = min(tail, 1.0)
-            how = "exact (FFT product of the stations' generating polynomials)"
-        return {
-            "mean": mean,
-            "sd": sd,
-            "interval": (float(low), float(high)),
-            "p_value": p_value,
-            "p_value_method": how,
-            "z": (observed - mean) / sd if sd > 0 else None,
-        }
 
     def _monte_carlo(
         self,
@@ -647,27 +660,12 @@ class IntegerShares(Method):
     alpha: float = 0.001
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.window, int | float) and 0 < self.window <= 0.5):
-            raise PollwatchError(
-                f"integer-shares: window must lie in (0, 0.5] percentage points, "
-                f"got {self.window!r}",
-                hint="the authors use 0.05 (one decimal place rounds to a whole percent)",
-            )
+        _check_common(self.name, self.window, self.max_share, self.alpha)
         if not (isinstance(self.min_ballots, int) and self.min_ballots >= 1):
             raise PollwatchError(
                 f"integer-shares: min_ballots must be a whole number >= 1, "
                 f"got {self.min_ballots!r}",
                 hint="100 mirrors the authors' cut on station size",
-            )
-        if not (isinstance(self.max_share, int | float) and 0 < self.max_share <= 1):
-            raise PollwatchError(
-                f"integer-shares: max_share must lie in (0, 1], got {self.max_share!r}",
-                hint="the authors use 0.99",
-            )
-        if not (isinstance(self.alpha, int | float) and 0 < self.alpha < 0.5):
-            raise PollwatchError(
-                f"integer-shares: alpha must lie in (0, 0.5), got {self.alpha!r}",
-                hint="0.001 is the 99.9 % level of the paper",
             )
 
     def run(self, election: Election) -> MethodResult:
@@ -702,12 +700,9 @@ class IntegerShares(Method):
         hit = hits_whole_percent(k, n, self.window)
         observed = int(hit.sum())
         b = window_probability(n, k / n, self.window)
-        pmf = poisson_binomial_pmf(b)
-        mean = float(b.sum())
-        low = _pmf_quantile(pmf, self.alpha / 2)
-        high = _pmf_quantile(pmf, 1 - self.alpha / 2)
-        tail = float(pmf[observed:].sum()) if observed < pmf.size else 0.0
-        p_value = saddlepoint_upper_tail(b, observed) if tail < FFT_TAIL_FLOOR else min(tail, 1.0)
+        null = exact_null(b, observed, self.alpha)
+        mean, p_value = null["mean"], null["p_value"]
+        low, high = null["interval"]
         component = _component(observed, b, n.astype(np.float64), hit)
         return self.result(
             election,

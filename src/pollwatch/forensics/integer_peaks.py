@@ -282,6 +282,34 @@ def exact_null(q: Array, observed: int, alpha: float) -> dict[str, Any]:
     }
 
 
+def _excess_fields(
+    observed: int,
+    null: Mapping[str, Any],
+    alpha: float,
+    ids: list[str],
+    hit: npt.NDArray[np.bool_],
+) -> dict[str, Any]:
+    """The result fields both integer tests fill alike from the count and its null.
+
+    Statistic the observed count, effect its excess over the null mean, interval the excess
+    against the null's central ``1 - alpha`` interval, flagged the stations that hit.
+    """
+    low, high = null["interval"]
+    p_value = float(null["p_value"])
+    return {
+        "statistic": float(observed),
+        "sample_size": len(ids),
+        "p_value": p_value,
+        "alpha": alpha,
+        "significant": bool(p_value < alpha),
+        "effect_name": "excess stations over the null mean",
+        "effect": float(observed - null["mean"]),
+        "interval": (float(observed - high), float(observed - low)),
+        "interval_level": 1.0 - alpha,
+        "flagged": tuple(sid for sid, h in zip(ids, hit.tolist(), strict=True) if h),
+    }
+
+
 def _check_common(method: str, window: Any, max_share: Any, alpha: Any) -> None:
     """Validate the parameters both integer tests share (window, max_share, alpha)."""
     if not (isinstance(window, int | float) and 0 < window <= 0.5):
@@ -466,9 +494,6 @@ class IntegerPercentages(Method):
             chosen = monte_carlo
         else:
             chosen = exact
-        low, high = chosen["interval"]
-        mean = chosen["mean"]
-        p_value = chosen["p_value"]
         details: dict[str, Any] = {
             "leader": leader.name,
             "turnout_numerator": numerator_kind,
@@ -487,16 +512,7 @@ class IntegerPercentages(Method):
         return self.result(
             election,
             statistic_name="stations with turnout or leader share at a whole percent",
-            statistic=float(observed),
-            sample_size=len(ids),
-            p_value=p_value,
-            alpha=self.alpha,
-            significant=bool(p_value < self.alpha),
-            effect_name="excess stations over the null mean",
-            effect=float(observed - mean),
-            interval=(float(observed - high), float(observed - low)),
-            interval_level=1.0 - self.alpha,
-            flagged=tuple(sid for sid, h in zip(ids, hit.tolist(), strict=True) if h),
+            **_excess_fields(observed, chosen, self.alpha, ids, hit),
             details=details,
             charts=charts,
             definitions={
@@ -701,22 +717,11 @@ class IntegerShares(Method):
         observed = int(hit.sum())
         b = window_probability(n, k / n, self.window)
         null = exact_null(b, observed, self.alpha)
-        mean, p_value = null["mean"], null["p_value"]
-        low, high = null["interval"]
         component = _component(observed, b, n.astype(np.float64), hit)
         return self.result(
             election,
             statistic_name="stations with the leader's share at a whole percent",
-            statistic=float(observed),
-            sample_size=len(ids),
-            p_value=p_value,
-            alpha=self.alpha,
-            significant=bool(p_value < self.alpha),
-            effect_name="excess stations over the null mean",
-            effect=float(observed - mean),
-            interval=(float(observed - high), float(observed - low)),
-            interval_level=1.0 - self.alpha,
-            flagged=tuple(sid for sid, h in zip(ids, hit.tolist(), strict=True) if h),
+            **_excess_fields(observed, null, self.alpha, ids, hit),
             details={"leader": leader.name, "share": component, "window_pp": self.window},
             charts={"leader_share": _histogram_chart(k, n, "leader share")},
             definitions={

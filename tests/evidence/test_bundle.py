@@ -148,6 +148,17 @@ def test_any_change_to_a_member_is_detected(
     assert not verify_bundle(target, made["trust"]).ok  # type: ignore[arg-type]
 
 
+def test_a_log_key_that_is_not_text_is_a_failed_check(
+    made: dict[str, object], tmp_path: Path
+) -> None:
+    # found by the property test above: a flipped first byte of keys/log.pub is not UTF-8
+    bundle: Path = made["bundle"]  # type: ignore[assignment]
+    target = tmp_path / "changed.zip"
+    _rewrite(bundle, target, "flip", "keys/log.pub", 7)
+    report = verify_bundle(target, made["trust"])  # type: ignore[arg-type]
+    assert not report.ok
+
+
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -566,6 +566,8 @@ def _verify(
 def _bundled_key(read: Any) -> Verifier:
     try:
         return Verifier.from_string(read("keys/log.pub").decode("utf-8").strip())
+    except UnicodeDecodeError:
+        raise _Failed("bundle signature", "keys/log.pub is not UTF-8 text: damaged") from None
     except EvidenceError as exc:
         raise _Failed("bundle signature", f"keys/log.pub: {exc.one_line()}") from None
 

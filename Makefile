@@ -4,13 +4,26 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean lock
 
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
+
+# Every dependency comes from the lock (exact versions, hashes checked); the package itself is
+# installed on top without resolving anything.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+## lock: re-resolve every dependency to the newest allowed release and rewrite requirements.lock
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --extra dev \
+		--universal --fork-strategy fewest --python-version 3.11 --generate-hashes \
+		--no-header --upgrade -o $(LOCK)
 
 ## demo: create .venv, install, import and analyse the demo elections, serve the dashboard
 demo: $(STAMP)
@@ -41,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_video_blur.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-lock .mypy_cache .pytest_cache .ruff_cache

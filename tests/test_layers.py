@@ -19,7 +19,7 @@ FORBIDDEN = {
     "video": {"cli", "web", "results", "forensics", "reports", "calibration"},
     "web": {"cli"},
 }
-CORE_MODULES = {"settings", "errors", "registry"}
+CORE_MODULES = {"settings", "errors", "registry", "environment"}
 
 
 def imported_pollwatch_modules(path: Path) -> set[str]:

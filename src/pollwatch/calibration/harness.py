@@ -62,6 +62,7 @@ import numpy as np
 
 from pollwatch import __version__
 from pollwatch.calibration.injectors import INJECTORS, Injector
+from pollwatch.environment import numeric_versions
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import METHODS, Method, MethodNotApplicable, all_methods
 from pollwatch.forensics.suite import SUITE_PARAMETERS
@@ -798,6 +799,7 @@ def build_table(
             "command": command,
             "date": date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
             "pollwatch": __version__,
+            "environment": numeric_versions(),
             "seed": plan.seed,
             "simulated": {
                 "elections": len(clean),

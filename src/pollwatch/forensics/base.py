@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from pollwatch import __version__
+from pollwatch.environment import numeric_versions
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.calibration import calibration_summary, calibration_words
 from pollwatch.registry import Registry
@@ -86,6 +87,9 @@ class MethodResult:
         charts: Vega-Lite v5 specifications, by name.
         definitions: the definitions used (turnout, share, filters) in words.
         parameters, seed, version: how to reproduce the result.
+        environment: the releases of pollwatch, Python and the numeric packages (numpy,
+            scipy, polars, pyarrow) the result was computed with
+            (:func:`pollwatch.environment.numeric_versions`).
         calibration: the method's measured calibration (false-positive rates on clean
             simulations and clean references, whether it is unreliable), from the table
             ``pollwatch calibrate`` writes; see :mod:`pollwatch.forensics.calibration`. Empty
@@ -114,6 +118,7 @@ class MethodResult:
     seed: int | None = None
     version: str = __version__
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=numeric_versions)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary; :meth:`from_dict` inverts it."""
@@ -129,6 +134,9 @@ class MethodResult:
         if values.get("interval") is not None:
             values["interval"] = tuple(values["interval"])
         values["flagged"] = tuple(values.get("flagged", ()))
+        # A result saved before environments were recorded says nothing of its releases; it
+        # must not borrow this process's.
+        values.setdefault("environment", {})
         return cls(**values)
 
     @classmethod

@@ -116,7 +116,16 @@ class StoreError(PollwatchError):
 
 
 class DatasetError(PollwatchError):
-    """A registered public dataset cannot be fetched, or its checksum does not match."""
+    """A registered public dataset cannot be fetched, or its checksum does not match.
+
+    ``reason`` says why in a few words, without the dataset's name, for one-line lists of the
+    datasets skipped (``pollwatch demo``): e.g. ``exists only in a data mirror (set
+    POLLWATCH_DATA_MIRROR)``; it defaults to the message and hint.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason or self.one_line()
 
 
 class RegistryError(PollwatchError):

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from pollwatch import __version__
-from pollwatch.errors import PollwatchError
+from pollwatch.errors import DatasetError, PollwatchError
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.datasets import DATASETS, Dataset, fetch, import_dataset, locate
 from pollwatch.results.importers import all_importers, import_file
@@ -127,14 +127,18 @@ def _download_progress() -> Progress:
     )
 
 
-def _import_dataset_with_progress(dataset: Dataset, settings: Settings) -> Election:
+def _import_dataset_with_progress(
+    dataset: Dataset, settings: Settings, *, timeout: float = 30.0
+) -> Election:
     with _download_progress() as progress:
         task = progress.add_task(f"fetching {dataset.name}", total=dataset.size)
 
         def report(done: int, total: int | None) -> None:
             progress.update(task, completed=done, total=total)
 
-        path = locate(dataset, settings) or fetch(dataset, settings, progress=report)
+        path = locate(dataset, settings) or fetch(
+            dataset, settings, progress=report, timeout=timeout
+        )
     with err_console.status(f"importing {dataset.name} from {path.name}"):
         return import_dataset(dataset, settings)
 
@@ -233,6 +237,7 @@ def show_command(
     if as_json:
         payload: dict[str, Any] = {
             "meta": election.meta.to_dict(),
+            "simulation": election.meta.simulation_notice,
             "summary": summary.to_dict(),
             "protocol_checks": report.to_dict(),
         }
@@ -313,6 +318,7 @@ def analyze_command(
         raise PollwatchError(f"--by {by!r} is not supported", hint="use --by region")
     state = _state(ctx)
     election = state.store.load(election_id)
+    _print_simulation_notice(election)
     with RichProgress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=err_console,
         transient=True,
@@ -486,7 +492,61 @@ def datasets_fetch(
         console.print(f"{name}: {path} (sha256 verified)")
 
 
-DEMO_DATASETS = ("russia-2018", "us-2016-president-medsl")
+#: The public datasets the demo imports (names, or :class:`Dataset` entries), in this order.
+DEMO_DATASETS: tuple[str | Dataset, ...] = ("russia-2018", "us-2016-president-medsl")
+#: Seconds a demo download may wait for an answer before the dataset is skipped (no network).
+DEMO_DOWNLOAD_TIMEOUT = 15.0
+
+
+def _print_simulation_notice(election: Election) -> None:
+    notice = election.meta.simulation_notice
+    if notice:
+        console.print(f"[bold yellow]{escape(notice)}[/]", soft_wrap=True)
+
+
+def _import_demo_datasets(state: State) -> list[str]:
+    """Import each demo dataset that can be imported; one line for each one skipped."""
+    imported = []
+    for entry in DEMO_DATASETS:
+        dataset = DATASETS.get(entry) if isinstance(entry, str) else entry
+        name = dataset.name
+        if name in state.store:
+            console.print(f"[green]{escape(name)}[/]: already in the store")
+            imported.append(name)
+            continue
+        try:
+            election = _import_dataset_with_progress(
+                dataset, state.settings, timeout=DEMO_DOWNLOAD_TIMEOUT
+            )
+        except DatasetError as exc:
+            console.print(
+                f"[yellow]{escape(name)}[/]: skipped, {escape(exc.reason)}", soft_wrap=True
+            )
+            continue
+        except PollwatchError as exc:
+            console.print(
+                f"[yellow]{escape(name)}[/]: skipped, {escape(exc.one_line())}", soft_wrap=True
+            )
+            continue
+        _save(state, election, replace=False)
+        imported.append(name)
+    return imported
+
+
+def _save_demo_simulation(state: State) -> str:
+    """The demo's simulated election with planted manipulation, saved with its labels."""
+    from pollwatch.calibration.planted import DEMO_ELECTION_ID, demo_election, save_planted
+
+    from .simulate import print_planted
+
+    store = state.store
+    # Only the demo's own simulated election is ever replaced (a newer recipe's numbers).
+    replace = DEMO_ELECTION_ID in store and store.meta(DEMO_ELECTION_ID).is_simulated
+    with err_console.status("simulating an election with planted manipulation"):
+        planted = demo_election()
+        outcome, labels_path = save_planted(store, planted, replace=replace)
+    print_planted(planted, outcome, labels_path)
+    return planted.election.id
 
 
 @app.command("demo")
@@ -496,29 +556,51 @@ def demo_command(
         bool, typer.Option(help="Serve the dashboard at the end (Ctrl+C stops it).")
     ] = True,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Dashboard port.")] = 8000,
+    simulated: Annotated[
+        bool,
+        typer.Option(
+            "--simulated",
+            help="Also show a simulated election with planted manipulation (the default when "
+            "no public dataset can be imported).",
+        ),
+    ] = False,
 ) -> None:
-    """The main job on embedded defaults: import, summarise, analyse, serve the dashboard."""
+    """The main job on embedded defaults: import, summarise, analyse, serve the dashboard.
+
+    Imports the demo datasets from the data mirror, the cache or a download, skipping (one
+    line each) those that cannot be had here; when none can, or with --simulated, it adds a
+    simulated election with planted manipulation, labelled as simulated everywhere.
+    """
     state = _state(ctx)
     settings = state.settings
     console.print(f"pollwatch {__version__}: store at {settings.home}")
     if settings.data_mirror is None:
-        console.print("no data mirror set (POLLWATCH_DATA_MIRROR): datasets will be downloaded")
-    for name in DEMO_DATASETS:
-        dataset = DATASETS.get(name)
-        if name in state.store:
-            console.print(f"[green]{name}[/]: already in the store")
-        else:
-            election = _import_dataset_with_progress(dataset, settings)
-            _save(state, election, replace=False)
-    for name in DEMO_DATASETS:
-        console.rule(name)
-        show_command(ctx, name, stations=5, as_json=False)
-    console.rule("forensic methods: russia-2018 (cached after the first run)")
-    report = settings.home / "reports" / "russia-2018.html"
-    analyze_command(
-        ctx, "russia-2018", method=None, by=None, seed=0, json_out=None, html_out=report
-    )
-    console.print(f"report: {report}")
+        console.print(
+            "no data mirror set (POLLWATCH_DATA_MIRROR): public datasets are downloaded where "
+            "they can be"
+        )
+    imported = _import_demo_datasets(state)
+    simulated_id = None
+    if simulated or not imported:
+        if not imported:
+            console.print(
+                "[bold]no public dataset could be imported: the demo shows a simulated "
+                "election with planted manipulation instead[/]"
+            )
+        simulated_id = _save_demo_simulation(state)
+    shown = [*imported, *([simulated_id] if simulated_id else [])]
+    for election_id in shown:
+        console.rule(election_id)
+        show_command(ctx, election_id, stations=5, as_json=False)
+    # The first real election (as before: russia-2018) and the simulated one are analysed.
+    analysed = [*imported[:1], *([simulated_id] if simulated_id else [])]
+    for election_id in analysed:
+        console.rule(f"forensic methods: {election_id} (cached after the first run)")
+        report = settings.home / "reports" / f"{election_id}.html"
+        analyze_command(
+            ctx, election_id, method=None, by=None, seed=0, json_out=None, html_out=report
+        )
+        console.print(f"report: {report}")
     if serve:
         from .web import serve_command
 

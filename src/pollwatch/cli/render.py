@@ -31,6 +31,10 @@ def summary_renderable(election: Election, summary: ElectionSummary) -> Renderab
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
+    if meta.simulation_notice:
+        head.add_row(
+            "[bold yellow]SIMULATED[/]", f"[bold yellow]{escape(meta.simulation_notice)}[/]"
+        )
     head.add_row("election", f"{meta.id}: {meta.contest}")
     head.add_row("country, date", f"{meta.country}, {meta.date or 'unknown'} ({meta.kind})")
     head.add_row("source", meta.source)
@@ -75,8 +79,9 @@ def catalogue_table(entries: list[CatalogueEntry]) -> Table:
     for column in ("id", "country", "date", "kind", "stations", "importer"):
         table.add_column(column, justify="right" if column == "stations" else "left")
     for entry in entries:
+        kind = "[bold yellow]SIMULATED[/]" if entry.simulation else entry.kind
         table.add_row(
-            entry.id, entry.country, entry.date, entry.kind, f"{entry.stations:,}", entry.importer
+            entry.id, entry.country, entry.date, kind, f"{entry.stations:,}", entry.importer
         )
     return table
 

@@ -4,34 +4,29 @@ The election is saved in the local store like an imported one, so that ``show``,
 ``compare`` and ``report`` work on it. With ``--inject NAME:SHARE:MAGNITUDE`` (repeatable) the
 named manipulations (:data:`pollwatch.calibration.injectors.INJECTORS`) are planted in it, in
 order, and their labels (affected stations, ballots added, votes moved) are written to
-``<store>/<id>/injections.json`` next to the election.
+``<store>/<id>/injections.json`` next to the election
+(:mod:`pollwatch.calibration.planted`, which ``pollwatch demo`` uses too).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pollwatch.calibration.planted import INJECTIONS_FILE, PlantedElection, plant, save_planted
 from pollwatch.errors import PollwatchError, StoreError
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore, check_election_id
 from pollwatch.settings import Settings, load_settings
 
-__all__ = ["INJECTIONS_FILE", "parse_injection", "register"]
+__all__ = ["INJECTIONS_FILE", "parse_injection", "print_planted", "register"]
 
 console = Console()
 err_console = Console(stderr=True)
-
-#: The labels of the planted manipulations, in the simulated election's store folder.
-INJECTIONS_FILE = "injections.json"
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -83,16 +78,21 @@ def _base_election(
         return simulate_like(real, seed=seed, stations=stations, by=by)
 
 
-def _write_labels(folder: Path, record: dict[str, Any]) -> Path:
-    target = folder / INJECTIONS_FILE
-    partial = folder / f".{INJECTIONS_FILE}.{uuid.uuid4().hex[:8]}.part"
-    try:
-        partial.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
-        os.replace(partial, target)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return target
+def print_planted(planted: PlantedElection, outcome: str, labels_path: Path | None) -> None:
+    """What was saved: the id, the simulation label, each planted manipulation, the labels."""
+    election = planted.election
+    words = {"created": "saved", "unchanged": "unchanged (same numbers)", "replaced": "replaced"}
+    console.print(f"[green]{escape(election.id)}[/]: {words[outcome]}, {len(election):,} stations")
+    notice = election.meta.simulation_notice
+    if notice:
+        console.print(f"[bold yellow]{escape(notice)}[/]", soft_wrap=True)
+    for label in planted.labels:
+        console.print(
+            f"  {escape(label.injector)}: {len(label.stations):,} stations, "
+            f"{label.ballots_added:,} ballots added, {label.votes_moved:,} votes moved"
+        )
+    if labels_path is not None:
+        console.print(f"labels: {escape(str(labels_path))}")
 
 
 def simulate_command(
@@ -132,7 +132,7 @@ def simulate_command(
 ) -> None:
     """Simulate a clean election (or a real one's clean twin), optionally manipulated, and
     save it in the store."""
-    from pollwatch.calibration.injectors import INJECTORS, Labels, compose
+    from pollwatch.calibration.injectors import INJECTORS
     from pollwatch.forensics.simulate import simulate_clean
 
     settings = _settings(ctx)
@@ -159,31 +159,9 @@ def simulate_command(
         )
     default_id = base.id if not specs else f"{base.id}-" + "-".join(n for n, _, _ in specs)
     target_id = check_election_id(election_id or default_id)
-    election = base
-    labels: list[Labels] = []
-    if injectors:
-        # The injections draw from their own stream, so the clean part stays that of ``seed``.
-        election, labels = compose(base, injectors, np.random.default_rng([seed, 1]))
-    election = election.replace_meta(id=target_id)
-    outcome = store.save(election, replace=replace)
-    words = {"created": "saved", "unchanged": "unchanged (same numbers)", "replaced": "replaced"}
-    console.print(f"[green]{escape(target_id)}[/]: {words[outcome]}, {len(election):,} stations")
-    if labels:
-        record = {
-            "format": "pollwatch-injections/1",
-            "election": target_id,
-            "clean": base.id,
-            "seed": seed,
-            "generator": "numpy default_rng([seed, 1]), injectors applied in order",
-            "injections": [label.to_dict() for label in labels],
-        }
-        path = _write_labels(settings.elections_dir / target_id, record)
-        for label in labels:
-            console.print(
-                f"  {escape(label.injector)}: {len(label.stations):,} stations, "
-                f"{label.ballots_added:,} ballots added, {label.votes_moved:,} votes moved"
-            )
-        console.print(f"labels: {escape(str(path))}")
+    planted = plant(base, injectors, seed=seed, election_id=target_id)
+    outcome, labels_path = save_planted(store, planted, replace=replace)
+    print_planted(planted, outcome, labels_path)
 
 
 def register(app: typer.Typer) -> None:

@@ -129,13 +129,21 @@ def render_comparison(
         for element, spec in charts
     )
     title = " vs ".join(html.escape(e.id) for e in elections)
+    simulated = "".join(
+        f'<p class="simulated"><b>{html.escape(e.id)}</b>: '
+        f"{html.escape(e.meta.simulation_notice)}</p>"
+        for e in elections
+        if e.meta.simulation_notice
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pollwatch comparison: {title}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;
 text-align:left;vertical-align:top}}.charts{{display:flex;flex-wrap:wrap;gap:1rem}}
-.note{{color:#555}}.unreliable{{color:#a00;font-weight:bold}}</style>{scripts}</head><body>
-<h1>Comparison: {title}</h1>
+.note{{color:#555}}.unreliable{{color:#a00;font-weight:bold}}
+.simulated{{background:#fff4d6;border:2px solid #c98a00;padding:.5rem .8rem}}</style>{scripts}
+</head><body>
+<h1>Comparison: {title}</h1>{simulated}
 <p class=note>The same methods with the same definitions and parameters on every election.
 Anomalies are reasons to look closer, not findings of fraud.</p>
 <table id="summary"><tr><th></th>{head}</tr>{"".join(summary_rows)}</table>

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -26,6 +27,7 @@ td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left;vertical-align:
 th{background:#f3f3f3}td.n{text-align:right}
 .note{color:#555;font-size:.9rem}.unreliable{color:#a00;font-weight:bold}.chart{margin:1rem 0}
 h2{border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.simulated{background:#fff4d6;border:2px solid #c98a00;padding:.5rem .8rem;font-weight:bold}
 """
 
 
@@ -46,6 +48,12 @@ def _number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return _e(value)
+
+
+def _environment_words(environment: Mapping[str, str]) -> str:
+    """``numpy 2.4.6, scipy 1.17.1, ...; `` or nothing when the result did not record them."""
+    words = ", ".join(f"{k} {v}" for k, v in environment.items() if k != "pollwatch")
+    return f"{words}; " if words else ""
 
 
 def _table(headers: list[str] | None, rows: list[list[Any]]) -> str:
@@ -103,7 +111,8 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
         f"{_table(['quantity', 'value'], rows)}{chart_divs}"
         f"<details><summary>definitions and parameters</summary><ul>{definitions}</ul>"
         f"<p class=note>parameters: {_e(json.dumps(dict(result.parameters)))}; "
-        f"pollwatch {_e(result.version)}; input digest {_e(result.input_digest[:16])}</p>"
+        f"pollwatch {_e(result.version)}; {_e(_environment_words(result.environment))}"
+        f"input digest {_e(result.input_digest[:16])}</p>"
         "</details></section>"
     )
 
@@ -162,11 +171,14 @@ def render_report(
         for element, spec in charts
     )
     definitions = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in meta.definitions.items())
+    notice = meta.simulation_notice
+    simulated = f'<p id="simulated" class="simulated">{_e(notice)}</p>' if notice else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>pollwatch report: {_e(meta.id)}</title><style>{_STYLE}</style>{scripts}</head>
 <body>
 <h1>pollwatch report: {_e(meta.id)}</h1>
+{simulated}
 <p class=note>Statistical anomalies are reasons to look closer, not findings of fraud. Every
 method states its definitions; clean elections also show some anomalies.</p>
 <h2>Election</h2>{overview}<h2>Votes</h2>{totals}

@@ -101,6 +101,7 @@ def locate(dataset: Dataset | str, settings: Settings) -> Path | None:
                     f"{path}: checksum mismatch for dataset {dataset.name!r} "
                     f"(expected {dataset.sha256[:16]}..., found {actual[:16]}...)",
                     hint="the file is damaged or a different version; delete it and fetch again",
+                    reason=f"the local copy {path} fails its checksum (delete it and fetch again)",
                 )
             return path
     return None
@@ -127,6 +128,8 @@ def fetch(
         raise DatasetError(
             f"dataset {dataset.name!r}: {dataset.folder}/{dataset.filename} is {where}",
             hint="complete the mirror or unset POLLWATCH_DATA_MIRROR to download",
+            reason=f"not in the data mirror {settings.data_mirror} (add "
+            f"{dataset.folder}/{dataset.filename})",
         )
     if dataset.mirror_only:
         raise DatasetError(
@@ -134,11 +137,14 @@ def fetch(
             f"mirror, and {where}",
             hint=f"set POLLWATCH_DATA_MIRROR to a folder holding {dataset.folder}/"
             f"{dataset.filename} (upstream: {dataset.upstream})",
+            reason="exists only in a data mirror (set POLLWATCH_DATA_MIRROR)",
         )
     if not settings.download:
         raise DatasetError(
             f"dataset {dataset.name!r} is not cached and downloads are disabled",
             hint="set POLLWATCH_DOWNLOAD=true or POLLWATCH_DATA_MIRROR",
+            reason="not cached and downloads are disabled (set POLLWATCH_DOWNLOAD=true or "
+            "POLLWATCH_DATA_MIRROR)",
         )
     assert dataset.url is not None
     target = settings.datasets_cache / dataset.folder / dataset.filename
@@ -165,6 +171,7 @@ def fetch(
                 f"dataset {dataset.name!r}: download from {dataset.url} has checksum "
                 f"{digest.hexdigest()[:16]}..., expected {dataset.sha256[:16]}...",
                 hint="the source changed or the transfer was damaged; nothing was kept",
+                reason=f"the download from {dataset.url} fails its checksum",
             )
         os.replace(partial, target)
         return target
@@ -173,6 +180,8 @@ def fetch(
         raise DatasetError(
             f"dataset {dataset.name!r}: cannot download {dataset.url} ({reason})",
             hint="without network, set POLLWATCH_DATA_MIRROR to a local copy of the data",
+            reason=f"cannot download {dataset.url} ({reason}; without network, set "
+            "POLLWATCH_DATA_MIRROR)",
         ) from None
     finally:
         if partial.exists():

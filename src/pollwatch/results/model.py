@@ -44,6 +44,10 @@ Derived quantities, one definition each:
 * ``vote_share(c) = votes(c) / valid`` (null where valid is null or 0);
 * the election's ``leader`` is the candidate with the most votes in the whole election
   (ties: the first in ``meta.candidates``); ``leader_share`` is ``vote_share(leader)``.
+
+Simulated elections (``kind = "simulated"``, importer ``simulation``, or any ``injection:*``
+definition: numbers changed by a manipulation injector) are not real results; every rendering
+of one (CLI, dashboard, report, API) shows :attr:`ElectionMeta.simulation_notice`.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ __all__ = [
     "Election",
     "ElectionMeta",
     "make_election",
+    "simulation_notice",
 ]
 
 HIERARCHY_COLUMNS: tuple[str, ...] = ("region", "constituency", "district", "municipality")
@@ -116,6 +121,29 @@ DERIVED_DEFINITIONS: dict[str, str] = {
     "leader_share": "vote_share(leader)",
 }
 
+#: The ``definitions`` key of a simulated election's one-line account of its planted
+#: manipulation (what, at how many stations, how strong), written where it is planted.
+PLANTED_DEFINITION = "planted_manipulation"
+
+
+def simulation_notice(kind: str, importer: str, definitions: Mapping[str, str]) -> str | None:
+    """The label of a simulated election (``None`` for real results), from its metadata alone.
+
+    Simulated: ``kind == "simulated"``, ``importer == "simulation"`` or any ``injection:*``
+    definition. The label names the planted manipulation: the ``planted_manipulation``
+    definition where present, else the injectors' titles (the text of each ``injection:*``
+    definition before its first colon), else "no planted manipulation".
+    """
+    injected = [v for k, v in definitions.items() if k.startswith("injection:")]
+    if kind != "simulated" and importer != "simulation" and not injected:
+        return None
+    planted = definitions.get(PLANTED_DEFINITION)
+    if not planted:
+        titles = [str(text).split(":", 1)[0] for text in injected]
+        planted = "planted manipulation: " + "; ".join(titles) if titles else ""
+    what = planted or "no planted manipulation (a clean simulation)"
+    return f"SIMULATED election, not real results: {what}"
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -150,6 +178,17 @@ class ElectionMeta:
     source_files: tuple[str, ...] = ()
     source_sha256: str = ""
     notes: str = ""
+
+    @property
+    def is_simulated(self) -> bool:
+        """Whether the numbers are simulated or manipulated, not real results."""
+        return self.simulation_notice is not None
+
+    @property
+    def simulation_notice(self) -> str | None:
+        """The label every rendering of a simulated election shows (see
+        :func:`simulation_notice`); ``None`` for real results."""
+        return simulation_notice(self.kind, self.importer, self.definitions)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (round trips through :meth:`from_dict`)."""

@@ -21,7 +21,7 @@ import polars as pl
 
 from pollwatch import __version__
 from pollwatch.errors import StoreError
-from pollwatch.results.model import Election, ElectionMeta, make_election
+from pollwatch.results.model import Election, ElectionMeta, make_election, simulation_notice
 
 __all__ = ["CatalogueEntry", "ElectionStore"]
 
@@ -42,6 +42,8 @@ class CatalogueEntry:
     content_digest: str
     imported_at: str
     source: str
+    #: the label of a simulated election (``ElectionMeta.simulation_notice``); None when real
+    simulation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -165,6 +167,7 @@ class ElectionStore:
             try:
                 record = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
                 meta = record["meta"]
+                definitions = meta.get("definitions")
                 entries.append(
                     CatalogueEntry(
                         id=meta["id"],
@@ -177,6 +180,11 @@ class ElectionStore:
                         content_digest=record.get("content_digest", ""),
                         imported_at=record.get("imported_at", ""),
                         source=meta.get("source", ""),
+                        simulation=simulation_notice(
+                            meta.get("kind", ""),
+                            meta.get("importer", ""),
+                            definitions if isinstance(definitions, dict) else {},
+                        ),
                     )
                 )
             except (OSError, ValueError, KeyError):

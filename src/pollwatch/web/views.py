@@ -90,6 +90,7 @@ def overview(election: Election, quality: QualityReport) -> dict[str, Any]:
     summary = election.summary()
     return {
         "meta": election.meta.to_dict(),
+        "simulation": election.meta.simulation_notice,
         "summary": summary.to_dict(),
         "quality": quality.to_dict(),
     }
@@ -196,6 +197,7 @@ def stations_page(
             row[name] = _finite(row[name])
     return {
         "election_id": election.id,
+        "simulation": election.meta.simulation_notice,
         "page": page,
         "size": size,
         "sort": sort,
@@ -478,6 +480,7 @@ def station_detail(
     flags = {c: row[c] for c in row if c.startswith("is_")}
     return {
         "election_id": election.id,
+        "simulation": election.meta.simulation_notice,
         "station_id": station_id,
         "protocol": protocol,
         "votes": votes,
@@ -519,6 +522,7 @@ def compare_rows(overviews: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
         rows.append(
             {
                 "election_id": s["election_id"],
+                "simulation": item.get("simulation"),
                 "date": item["meta"].get("date"),
                 "stations": s["stations"],
                 "registered": s["registered"],

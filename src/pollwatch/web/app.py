@@ -2,9 +2,13 @@
 
 :func:`create_app` builds it from :class:`~pollwatch.settings.Settings`. Pages are Jinja2
 templates rendered on the server; charts are Vega-Lite specs built in :mod:`.views` and drawn by
-the vendored Vega scripts served under ``/static/vega/`` (no CDN). Loaded elections, their
-protocol checks and their analysis are kept in memory per process, keyed by the stored
-election's ``meta.json`` modification time, so a re-import is picked up on the next request.
+the vendored Vega scripts served under ``/static/vega/``. The API documentation (``/docs``,
+Swagger UI; ``/redoc``, ReDoc) loads its scripts and styles from the copies shipped in the
+``fastapi-offline`` package, served under ``/static/docs/``. No page loads anything from a CDN,
+so the dashboard works offline (``tests/web/test_offline.py`` checks every page). Loaded
+elections, their protocol checks and their analysis are kept in memory per process, keyed by
+the stored election's ``meta.json`` modification time, so a re-import is picked up on the next
+request.
 
 Errors: every :class:`~pollwatch.errors.PollwatchError`, unknown election or station and bad
 query parameter becomes a 4xx response with ``{"error": "<one line>"}`` under ``/api`` (an
@@ -27,8 +31,10 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pollwatch import __version__
@@ -51,6 +57,11 @@ __all__ = ["create_app"]
 
 _VEGA = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
 _WEB_STATIC = ("dashboard.js", "dashboard.css", "video.js")
+#: Where Swagger UI's and ReDoc's scripts and styles (from ``fastapi-offline``) are served.
+_DOCS_STATIC = "/static/docs"
+#: ReDoc's bundle hard-codes its logo on a CDN (the "API docs by Redocly" link): the /redoc page
+#: lets images come from this site only, so the browser never asks for it (the link stays).
+_REDOC_POLICY = "img-src 'self' data: blob:"
 _TEMPLATES = Path(str(resources.files("pollwatch.web").joinpath("templates")))
 
 Format = Literal["json", "csv"]
@@ -163,10 +174,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates.env.filters["num"] = _number
     templates.env.filters["urlpart"] = lambda v: quote(str(v), safe="")
     templates.env.globals["version"] = __version__
-    app = FastAPI(
+    # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from a CDN (blank offline);
+    # FastAPIOffline serves the copies shipped in its wheel instead (/redoc is below).
+    app = FastAPIOffline(
         title="pollwatch",
         version=__version__,
         description="Election forensics dashboard and JSON API over the local store.",
+        static_url=_DOCS_STATIC,
+        redoc_url=None,
     )
     app.state.catalogue = catalogue
 
@@ -274,6 +289,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         text = resources.files("pollwatch.reports").joinpath("static", name).read_bytes()
         kind = "text/plain" if name.endswith(".txt") else "text/javascript"
         return Response(text, media_type=kind, headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        """ReDoc over the OpenAPI schema, from fastapi-offline's copy: no web font, no CDN logo."""
+        answer = get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{_DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{_DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
+        answer.headers["Content-Security-Policy"] = _REDOC_POLICY
+        return answer
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -555,8 +583,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/elections/{election_id}/regions", tags=["elections"])
     def api_regions(election_id: str, format: Format = "json") -> Any:
         """One row per region."""
-        rows = regions(catalogue.get(election_id))
-        return _csv(rows, f"{election_id}-regions") if format == "csv" else {"regions": rows}
+        loaded = catalogue.get(election_id)
+        rows = regions(loaded)
+        if format == "csv":
+            return _csv(rows, f"{election_id}-regions")
+        return {"simulation": loaded.election.meta.simulation_notice, "regions": rows}
 
     @app.get("/api/elections/{election_id}/methods", tags=["analysis"])
     def api_methods(election_id: str, format: Format = "json") -> Any:
@@ -566,6 +597,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if format == "csv":
             return _csv(rows, f"{election_id}-methods")
         return {
+            "simulation": loaded.election.meta.simulation_notice,
             "methods": rows,
             "skipped": [{"method": m, "reason": r} for m, r in loaded.skipped],
             "results": [r.to_dict() for r in loaded.results.values()],
@@ -574,11 +606,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/elections/{election_id}/histograms", tags=["analysis"])
     def api_histograms(election_id: str, format: Format = "json") -> Any:
         """Turnout and leader-share histograms: counts in 0.1 percentage-point bins."""
-        data = histograms(catalogue.get(election_id))
+        loaded = catalogue.get(election_id)
+        data = histograms(loaded)
         if format == "csv":
             rows = [{"quantity": q, **row} for q, counts in data.items() for row in counts]
             return _csv(rows, f"{election_id}-histograms")
-        return {"bin_width_percent": 0.1, **data}
+        return {
+            "simulation": loaded.election.meta.simulation_notice,
+            "bin_width_percent": 0.1,
+            **data,
+        }
 
     @app.get("/api/compare", tags=["elections"])
     def api_compare(

@@ -1,8 +1,5 @@
 """Audit views: who watched a station, viewings by origin and role, denials; from custody only."""
 
-# The fixtures `site` and `clips` come from test_playback; parameters of that name shadow them.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import csv
@@ -14,8 +11,7 @@ import pytest
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.video.audit import AuditLog, origin_network
 
-from .conftest import SegmentWriter
-from .test_playback import ABROAD, NATIONAL, Site, clips, site  # noqa: F401 (fixtures)
+from .conftest import ABROAD, NATIONAL, SegmentWriter, Site
 
 
 def _watch(site: Site) -> None:

@@ -7,168 +7,18 @@ sets the client address the policy sees (``request.client.host``).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
 from starlette.testclient import TestClient
 
-from pollwatch.evidence.archive import EvidenceArchive, ItemRecord
 from pollwatch.settings import Settings
 from pollwatch.video.accounts import AccountStore
 from pollwatch.web.app import create_app
 from pollwatch.web.video import FOOTAGE_ROUTES, SESSION_COOKIE
 
-from .conftest import SegmentWriter
-
-NATIONAL = "192.0.2.10"
-ABROAD = "203.0.113.9"
-PASSWORD = "correct horse battery"
-
-POLICY = """\
-version = 1
-
-[networks]
-national = ["192.0.2.0/24", "2001:db8::/32"]
-
-[regions]
-north = ["N-*"]
-south = ["S-*"]
-
-[proxy]
-trusted = ["10.9.9.9/32"]
-
-[[rules]]
-name = "court-national"
-roles = ["lawyer", "commission"]
-networks = ["national"]
-effect = "allow"
-copies = ["original", "blurred"]
-
-[[rules]]
-name = "court-abroad-blurred"
-roles = ["lawyer", "commission"]
-effect = "allow"
-copies = ["blurred"]
-
-[[rules]]
-name = "observers-assigned"
-roles = ["observer"]
-assigned = true
-effect = "allow"
-copies = ["blurred"]
-
-[[rules]]
-name = "observers-elsewhere"
-roles = ["observer"]
-effect = "deny"
-
-[[rules]]
-name = "foreign-denied"
-roles = ["*"]
-outside = ["national"]
-effect = "deny"
-
-[[rules]]
-name = "public-blurred"
-roles = ["public", "analyst", "admin"]
-effect = "allow"
-copies = ["blurred"]
-"""
-
-USERS = {
-    "lena": "lawyer",
-    "carl": "commission",
-    "olga": "observer",
-    "ana": "analyst",
-    "root": "admin",
-}
-
-
-def make_clip(path: Path, offset: int, seconds: float = 2.0) -> Path:
-    """A small real H.264 MP4 (testsrc2 320x240, 10 fps), the moov atom first for streaming."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
-    subprocess.run(
-        [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-         f"testsrc2=size=320x240:rate=10,trim=start={offset}", "-t", str(seconds),
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "10",
-         "-movflags", "+faststart", str(path)],
-        check=True,
-        timeout=60,
-    )  # fmt: skip
-    return path
-
-
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Three distinct 2 s MP4 clips, made once per session."""
-    folder = tmp_path_factory.mktemp("playback-clips")
-    return [make_clip(folder / f"clip{n}.mp4", offset=n * 3) for n in range(3)]
-
-
-@dataclass
-class Site:
-    """The app over an archive with stations N-1 (north) and S-1 (south), users and tokens."""
-
-    settings: Settings
-    archive: EvidenceArchive
-    app: Any
-    originals: dict[str, ItemRecord]
-    blurred: dict[str, ItemRecord]
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    def client(self, address: str = NATIONAL, user: str | None = None) -> TestClient:
-        """A client from ``address``; with ``user``, carrying that user's bearer token."""
-        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
-        return TestClient(self.app, client=(address, 50000), headers=headers)
-
-    def data(self, record: ItemRecord) -> bytes:
-        with self.archive.objects.open(record.sha256) as handle:
-            return handle.read()
-
-    def custody(self, action: str | None = None) -> list[dict[str, Any]]:
-        """Playback custody entries (access/playback and denied) read straight from the log."""
-        return [
-            entry
-            for _, entry in self.archive.entries()
-            if entry["kind"] == "custody"
-            and (entry["action"] == "denied" or entry.get("reason") == "playback")
-            and (action is None or entry["action"] == action)
-        ]
-
-
-@pytest.fixture
-def site(
-    tmp_path: Path, segment_writer: SegmentWriter, archive: EvidenceArchive, clips: list[Path]
-) -> Iterator[Site]:
-    settings = Settings(home=tmp_path, download=False)
-    assert settings.evidence_dir == archive.folder
-    settings.video_dir.mkdir(parents=True, exist_ok=True)
-    (settings.video_dir / "policy.toml").write_text(POLICY, encoding="utf-8")
-    originals = {
-        "n1a": segment_writer.segment("N-1", "cam1", content=clips[0].read_bytes()),
-        "n1b": segment_writer.segment("N-1", "cam1", content=clips[1].read_bytes()),
-        "s1a": segment_writer.segment("S-1", "cam1", content=clips[2].read_bytes()),
-    }
-    blurred = {
-        # a blurred copy is a real MP4 too (here simply another clip), distinct from its original
-        "n1a": segment_writer.blurred(originals["n1a"], content=clips[1].read_bytes()),
-        "s1a": segment_writer.blurred(originals["s1a"], content=clips[0].read_bytes()),
-    }
-    accounts = AccountStore(settings.video_dir)
-    tokens = {}
-    for name, role in USERS.items():
-        regions = ["north"] if role == "observer" else []
-        accounts.add_user(name, role, PASSWORD, regions=regions)
-        tokens[name] = accounts.create_token(name, "test")[1]
-    yield Site(settings, archive, create_app(settings), originals, blurred, tokens)
+from .conftest import ABROAD, NATIONAL, PASSWORD, POLICY, USERS, SegmentWriter, Site
 
 
 # --- range requests --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ mirror (``POLLWATCH_DATA_MIRROR``) and the browser is the system's chromium (nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -102,33 +103,46 @@ def _wait_until_answering(url: str, server: Any, thread: threading.Thread, timeo
     raise RuntimeError(f"the web server did not answer {url} within {timeout:.0f} s ({last})")
 
 
-@pytest.fixture(scope="module")
-def base_url(web_store: WebStore) -> Iterator[str]:
-    """The app (``create_app(settings)``) served by uvicorn on 127.0.0.1, on a free port."""
-    uvicorn = pytest.importorskip("uvicorn")
-    try:
-        from pollwatch.web.app import create_app
-    except ImportError as exc:
-        pytest.fail(f"cannot import create_app from pollwatch.web.app: {exc}")
-    app = create_app(web_store.settings)
+@contextlib.contextmanager
+def serve_on_loopback(app: Any, *, probe: str = "/") -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 with ``pollwatch serve``'s own uvicorn configuration.
+
+    The kernel picks a free port (no race with other tests); yields the base URL once ``probe``
+    answers, and stops the server on exit.
+    """
+    pytest.importorskip("uvicorn")
+    import uvicorn
+
+    from pollwatch.web.server import server_config
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; no race with other tests
+    sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="pollwatch-web", daemon=True
     )
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_answering(f"{url}/", server, thread, timeout=30)
+        _wait_until_answering(f"{url}{probe}", server, thread, timeout=30)
         yield url
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(web_store: WebStore) -> Iterator[str]:
+    """The app (``create_app(settings)``) served by uvicorn on 127.0.0.1, on a free port."""
+    try:
+        from pollwatch.web.app import create_app
+    except ImportError as exc:
+        pytest.fail(f"cannot import create_app from pollwatch.web.app: {exc}")
+    with serve_on_loopback(create_app(web_store.settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ without ffmpeg or chromium; needs no data mirror.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +22,7 @@ from pollwatch.settings import Settings
 from pollwatch.video.accounts import AccountStore
 from pollwatch.video.segments import format_time
 
-from .conftest import _wait_until_answering
+from .conftest import serve_on_loopback
 
 pytestmark = [pytest.mark.network]
 
@@ -87,28 +85,10 @@ def video_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list
 @pytest.fixture(scope="module")
 def base_url(video_home: tuple[Settings, list[str]]) -> Iterator[str]:
     """This module's app on 127.0.0.1 (overrides the election store's server of conftest)."""
-    uvicorn = pytest.importorskip("uvicorn")
     from pollwatch.web.app import create_app
 
-    app = create_app(video_home[0])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="pollwatch-video-web", daemon=True
-    )
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_answering(f"{url}/login", server, thread, timeout=30)
+    with serve_on_loopback(create_app(video_home[0]), probe="/login") as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def test_login_play_and_audit(

@@ -37,11 +37,12 @@ def serve_command(
     import uvicorn
 
     from pollwatch.web.app import create_app
+    from pollwatch.web.server import server_config
 
     app = create_app(_settings(ctx))
     shown = f"[{host}]" if ":" in host else host
     console.print(f"pollwatch dashboard: http://{shown}:{port}/  (API docs: /docs; Ctrl+C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(server_config(app, host=host, port=port)).run()
 
 
 def report_command(

@@ -184,7 +184,11 @@ def client_address(request: Request, policy: Policy | None) -> str:
     """``request.client.host``, or the X-Forwarded-For client when it came from a trusted proxy.
 
     The header is read right to left and the first address that is not a trusted proxy wins,
-    so a client cannot forge its address by sending the header itself.
+    so a client cannot forge its address by sending the header itself; an entry that is not
+    an IP address ends the walk at the last trusted hop, so no arbitrary text is ever taken for
+    an address. Forwarded headers count only from the policy's ``[proxy] trusted`` ranges
+    (none by default); ``pollwatch serve`` keeps uvicorn from rewriting the address itself
+    (:mod:`pollwatch.web.server`).
     """
     host = request.client.host if request.client is not None else "unknown"
     if policy is None or not policy.trusted_proxies or not _in(host, policy):
@@ -196,8 +200,15 @@ def client_address(request: Request, policy: Policy | None) -> str:
         if part.strip()
     ]
     for candidate in reversed(forwarded):
+        try:
+            ipaddress.ip_address(candidate)
+        except ValueError:
+            # Not an address (a port, a name, markup): the chain is unreadable from here on,
+            # so the last proxy that can be trusted is the client we know.
+            return host
         if not _in(candidate, policy):
             return candidate
+        host = candidate
     return host
 
 

@@ -19,13 +19,21 @@ from __future__ import annotations
 
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pollwatch.errors import VideoError
 
-__all__ = ["CameraSource", "StationManifest", "check_id", "check_url", "load_manifest"]
+__all__ = [
+    "CameraSource",
+    "StationManifest",
+    "check_id",
+    "check_url",
+    "load_manifest",
+    "redact_url",
+]
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 URL_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "udp", "tcp", "srt", "file")
@@ -42,13 +50,50 @@ def check_id(value: str, what: str, *, where: str = "") -> str:
     return value
 
 
+#: Query parameters that carry a secret in camera URLs (``?user=admin&password=...``).
+_SECRET_PARAMETER = re.compile(
+    r"pass|pwd|secret|token|key|auth|sig|credential|session", re.IGNORECASE
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its credentials replaced by ``***``, for anything shown or logged.
+
+    The password of the user-info part (``rtsp://admin:***@host/``) and the values of query
+    parameters whose names suggest a secret (password, token, key, auth, signature ...) are
+    masked; the scheme, host, port and path stay, so the camera can still be identified. The
+    full URL lives only in the manifest (or the command line) and is handed to ffmpeg alone.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        hostname_part = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "(unreadable camera URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user_info = netloc.rpartition("@")[0]
+        user = urllib.parse.unquote(user_info.partition(":")[0])
+        netloc = (
+            f"{urllib.parse.quote(user, safe='')}:***@{hostname_part}"
+            if user
+            else (f"***@{hostname_part}")
+        )
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = urllib.parse.urlencode(
+            [(k, "***" if _SECRET_PARAMETER.search(k) else v) for k, v in pairs], safe="*"
+        )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def check_url(value: str, *, where: str = "") -> str:
     """``value`` if it looks like a stream URL ffmpeg can open, else VideoError."""
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme not in URL_SCHEMES:
         place = f"{where}: " if where else ""
         raise VideoError(
-            f"{place}{value!r} is not a stream URL",
+            f"{place}{redact_url(value)!r} is not a stream URL",
             hint="give e.g. http://HOST/stream.ts, http://HOST/live.m3u8 or rtsp://HOST/stream",
         )
     return value
@@ -62,6 +107,11 @@ class CameraSource:
     camera: str
     url: str
     description: str = ""
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its credentials masked (:func:`redact_url`): what logs and pages show."""
+        return redact_url(self.url)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ from typing import IO, Any
 
 from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
-from pollwatch.video.manifest import CameraSource, check_id
+from pollwatch.video.manifest import CameraSource, check_id, redact_url
 from pollwatch.video.segments import GAP_TOLERANCE, VideoIndex, format_time, parse_time
 from pollwatch.video.simulator import ffmpeg_path, ffprobe_path
 
@@ -107,7 +107,7 @@ _UNREACHABLE = (
 # --- probing --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StreamInfo:
-    """What a probe found at a URL: the video codec and size, and whether there is audio."""
+    """What a probe found at a URL (credentials masked): the video codec and size, and audio."""
 
     url: str
     codec: str
@@ -126,24 +126,25 @@ def probe_stream(url: str, *, timeout: float = 15.0) -> StreamInfo:
         ffprobe_path(), "-v", "error", *PROBE_OPTIONS, "-rw_timeout", str(int(timeout * 1e6)),
         "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "json", url,
     ]  # fmt: skip
+    shown = redact_url(url)
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout + 5, check=False
         )
     except subprocess.TimeoutExpired:
         raise VideoError(
-            f"cannot reach {url}: no stream within {timeout:.0f} s",
+            f"cannot reach {shown}: no stream within {timeout:.0f} s",
             hint="check the camera's address and that it is streaming",
         ) from None
-    message = _last_line(done.stderr)
+    message = _last_line(done.stderr).replace(url, shown)
     if done.returncode != 0:
         if any(marker in message.lower() for marker in _UNREACHABLE):
             raise VideoError(
-                f"cannot reach {url}: {_short(message)}",
+                f"cannot reach {shown}: {_short(message)}",
                 hint="check the camera's address, port and network",
             )
         raise VideoError(
-            f"{url} is not a video stream: {_short(message)}",
+            f"{shown} is not a video stream: {_short(message)}",
             hint="give the camera's stream URL (MPEG-TS over HTTP, HLS or RTSP), not a web page",
         )
     try:
@@ -153,11 +154,11 @@ def probe_stream(url: str, *, timeout: float = 15.0) -> StreamInfo:
     video = [s for s in streams if s.get("codec_type") == "video"]
     if not video:
         raise VideoError(
-            f"{url} is not a video stream: it holds no video track",
+            f"{shown} is not a video stream: it holds no video track",
             hint="give the camera's stream URL (MPEG-TS over HTTP, HLS or RTSP)",
         )
     return StreamInfo(
-        url=url,
+        url=shown,
         codec=str(video[0].get("codec_name", "?")),
         width=int(video[0].get("width") or 0),
         height=int(video[0].get("height") or 0),
@@ -464,7 +465,7 @@ class _CameraWorker:
         self.event(
             "recorder-start",
             datetime.now(UTC),
-            url=self.source.url,
+            url=self.source.shown_url,
             segment_seconds=recorder.segment_seconds,
             pid=os.getpid(),
             recovered=self.summary.recovered,
@@ -552,7 +553,7 @@ class _CameraWorker:
         journal_path = self.folder / f"{run}.json"
         journal: dict[str, Any] = {
             "run": run,
-            "url": self.source.url,
+            "url": self.source.shown_url,
             "closed": {},
             "open_start": 0.0,
         }

@@ -39,6 +39,7 @@ from typing import Any
 
 from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
+from pollwatch.video.manifest import redact_url
 
 __all__ = [
     "EVENTS",
@@ -159,7 +160,12 @@ class VideoEvent:
             "station": self.station,
             "camera": self.camera,
             "time": format_time(self.time),
-            "details": dict(self.details),
+            # Logs written before URLs were masked at the source may hold a camera password:
+            # mask on the way out too (the log itself is append-only and keeps its bytes).
+            "details": {
+                key: redact_url(value) if key == "url" and isinstance(value, str) else value
+                for key, value in self.details.items()
+            },
         }
 
 

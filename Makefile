@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench clean lock
+.PHONY: demo test lint typecheck unit test-streams bench clean lock
 
 LOCK := requirements.lock
 UV_VERSION := 0.13.8
@@ -29,8 +29,8 @@ lock:
 demo: $(STAMP)
 	$(BIN)/pollwatch demo
 
-## test: ruff (lint + format), mypy and pytest
-test: lint typecheck unit
+## test: ruff (lint + format), mypy, pytest, and the Monte Carlo tests on two other random streams
+test: lint typecheck unit test-streams
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -41,6 +41,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+## test-streams: forensics and calibration tests with every seed salted (docs/testing.md)
+test-streams: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider --seed-salt 1 tests/forensics tests/calibration
+	$(BIN)/pytest -q -p no:cacheprovider --seed-salt 2 tests/forensics tests/calibration
 
 ## bench: speed and memory against the reference approach, reported as ratios
 bench: $(STAMP)

@@ -35,6 +35,7 @@ from pollwatch.cli import main
 from pollwatch.forensics.base import METHODS, Method, MethodResult, all_methods
 from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import Election
+from tests.conftest import seed_salted
 
 SMALL = {"stations": 300, "regions": 4, "candidates": 3}
 
@@ -337,6 +338,8 @@ def local_ray() -> Iterator[None]:
 
 
 def test_ray_and_serial_give_identical_tables(local_ray: None, tmp_path: Path) -> None:
+    if seed_salted():
+        pytest.skip("Ray workers are other processes, which --seed-salt does not reach")
     plan = CalibrationPlan(
         elections=2,
         replicates=1,

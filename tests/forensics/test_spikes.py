@@ -173,14 +173,16 @@ def canada(mirror: Path) -> MethodResult:
 
 @pytest.mark.data
 def test_canada_2011_matches_the_package_example(canada: MethodResult) -> None:
-    # spikes 1.1 data(output): F = 0.039% (0.00039). pollwatch, seed 0: F = 0.0379% (one
-    # spike point, at 0.28); seeds 1, 2, 3: 0.0374%, 0.0528%, 0.0381%. F is a Monte Carlo
-    # quantity; the honest tolerance is "below 0.15%", an order of magnitude under Russia's.
+    # spikes 1.1 data(output): F = 0.039% (0.00039). F is a Monte Carlo quantity with a wide
+    # spread: over 12 seeds (0-11, B = 1000, requirements.lock) pollwatch gives F = 0 to
+    # 0.00106 (mean 0.00036, sd 0.00030, median 0.00038: the package's 0.00039 is the typical
+    # value), coarse excess 0 every time, p = 0.055 to 1. Tolerances from that spread: F below
+    # 0.002 (mean + 5.5 sd; Russia 2011 gives ~0.009, see below), coarse excess below 0.0005,
+    # p above 0.01 (a clean election is not flagged).
     assert canada.effect is not None
-    assert canada.effect == pytest.approx(0.000379, abs=2e-5)  # this seed, regression
-    assert canada.effect < 0.0015
+    assert 0 <= canada.effect < 0.002
     assert canada.details["coarse_excess"] < 0.0005
-    assert canada.p_value is not None and canada.p_value > 0.05
+    assert canada.p_value is not None and canada.p_value > 0.01
     assert canada.sample_size == 66_060
 
 

@@ -122,6 +122,9 @@ def test_clean_elections_are_not_systematically_flagged(name: str, cls: type) ->
         if result.p_value is None:
             pytest.skip(f"{name} reports no p-value")
         p_values.append(result.p_value)
-    # 12 clean elections: a calibrated test at 5% flags about 0.6 of them; 4 or more would
-    # happen with probability below 0.2% for a calibrated test.
-    assert sum(p < 0.05 for p in p_values) <= 3, p_values
+    # 12 clean elections: a calibrated test at 5% flags about 0.6 of them. Over 41 streams (no
+    # salt, salts 1-40) each method flagged at most 3 of 12 (eft-correlation, eft-sobyanin;
+    # the others at most 2), at per-test rates 0.045-0.055 (eft-correlation 0.069, eft-dip 0).
+    # 4 or more has probability 2e-3 at rate 0.05, too often for a test; 6 or more 1e-5 at
+    # 0.05 and 7e-5 at 0.07, while a method that flags most clean elections still fails.
+    assert sum(p < 0.05 for p in p_values) <= 5, p_values

@@ -69,24 +69,31 @@ def test_clean_simulations_give_a_small_estimate(seed: int) -> None:
     leader = result.details["leader_votes"]
     assert result.p_value is None and result.flagged == ()
     assert result.effect is not None and result.interval is not None
-    # observed over seeds 0-9: central 0.03 % to 0.4 % of the leader's votes
-    assert abs(result.effect) < 0.02 * leader
+    # Over seeds 0-299 (each seed its own stream): central mean 0.33 %, sd 0.15 % (0.02 % to
+    # 0.89 %) of the leader's votes; the range's ends -0.71 % (low) and 1.99 % (high, mean
+    # 0.64 %, sd 0.32 %). The bounds are 5.7 sd from the mean or more.
+    assert abs(result.effect) < 0.012 * leader
     assert (
-        -0.05 * leader < result.interval[0] <= result.effect <= result.interval[1] < 0.05 * leader
+        -0.025 * leader < result.interval[0] <= result.effect <= result.interval[1] < 0.025 * leader
     )
 
 
 def test_regional_heterogeneity_alone_moves_the_estimate_a_few_percent() -> None:
     # With 20 regions of different turnout and preferences (and no manipulation), the estimate
-    # is no longer near zero: observed over seeds 0-9, 0.02 % to 4.8 % of the leader's votes
-    # (median 1.7 %). The calibration harness measures this distribution at scale.
+    # is no longer near zero. Over 151 streams (no salt, salts 1-150) of these ten seeds, 1,510
+    # runs: median 0.72 % of the leader's votes, 99th percentile 5.1 %, largest 6.5 %; above
+    # 5 % the tail falls about fivefold per point. Per set of ten: the sixth smallest mean
+    # 0.91 %, sd 0.46 % (0.17 % to 2.6 %), so 3 % is 4.5 sd out; the largest 0.95 % to 6.5 %,
+    # above 9 % with probability about 1e-4. The calibration harness measures this at scale.
     shares = []
     for seed in range(10):
         result = ShpilkinEstimate().run(simulate_clean(stations=4000, seed=seed, regions=20))
         assert result.effect is not None
         shares.append(result.effect / result.details["leader_votes"])
     assert sorted(shares)[5] < 0.03
-    assert max(shares) < 0.08
+    assert max(shares) < 0.09
+    # by construction: the central estimate is the median of the choices, and all of them but
+    # the one 2-D core are sums of max(0, ...)
     assert min(shares) >= 0
 
 
@@ -112,8 +119,9 @@ def test_added_ballots_are_recovered(seed: int) -> None:
     result = ShpilkinEstimate().run(election)
     assert result.effect is not None and result.interval is not None
     # observed: seed 7 383,709 added, central 387,507 (377,616 to 400,560); seed 8 469,924
-    # added, central 466,400 (461,777 to 471,513)
-    assert result.effect == pytest.approx(added, rel=0.10)
+    # added, central 466,400 (461,777 to 471,513). Over seeds 0-299 (each its own stream),
+    # central / added - 1: mean 0.8 %, sd 1.3 % (-4.1 % to 6.0 %); 7.5 % is 5 sd from the mean.
+    assert result.effect == pytest.approx(added, rel=0.075)
     assert result.interval[0] <= result.effect <= result.interval[1]
 
 

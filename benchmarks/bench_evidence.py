@@ -11,6 +11,10 @@ Three measurements (targets from the evidence issue):
 3. Verifying a 1,000,000-entry log from scratch: ``EvidenceLog(folder)`` then ``verify()``
    (every record re-read, every leaf hash and the root recomputed), against one hashlib pass over
    the same data file. Target: < 30 s.
+   Then the check every archive open runs (``EvidenceLog.check`` against the checkpoint's size
+   and root): cold (no seal yet: a full walk, then the seal is written), warm (the sealed prefix
+   re-hashed in one pass), and warm after one more append (one entry walked). No target: the
+   point is what each ``pollwatch evidence add`` pays on a large log.
 
 Results go to ``benchmarks/results/evidence.json`` (ignored by git) and to standard output.
 
@@ -194,6 +198,24 @@ def bench_verify(work: Path, count: int) -> dict[str, float]:
         verified = time.perf_counter()
     assert size == count
 
+    # The check of every archive open: the first one walks everything and seals, later ones
+    # re-hash the sealed prefix and walk what was appended since.
+    seal = folder / "verified.json"
+    seal.unlink(missing_ok=True)
+    with EvidenceLog(folder) as log:
+        start_cold = time.perf_counter()
+        log.check(count, root)
+        cold = time.perf_counter() - start_cold
+    start_warm = time.perf_counter()
+    with EvidenceLog(folder) as log:
+        opened_warm = time.perf_counter()
+        log.check(count, root)
+        warm = time.perf_counter() - opened_warm
+        log.append(small_entries(1, count))
+        start_after = time.perf_counter()
+        log.check(count, root)
+        after_append = time.perf_counter() - start_after
+
     data = folder / "entries.bin"
     start_reference = time.perf_counter()
     digest = hashlib.sha256()
@@ -212,6 +234,10 @@ def bench_verify(work: Path, count: int) -> dict[str, float]:
         "open_and_verify_s": verified - start,
         "hashlib_one_pass_s": reference_seconds,
         "ratio_to_one_pass": (verified - start) / reference_seconds,
+        "check_cold_s": cold,
+        "open_again_s": opened_warm - start_warm,
+        "check_warm_s": warm,
+        "check_after_one_append_s": after_append,
     }
 
 
@@ -259,6 +285,11 @@ def main() -> None:
             f"{verify['open_s']:.2f} s + verify {verify['verify_s']:.2f} s = "
             f"{verify['open_and_verify_s']:.2f} s (target < 30 s); hashlib one pass "
             f"{verify['hashlib_one_pass_s']:.2f} s, ratio {verify['ratio_to_one_pass']:.1f}"
+        )
+        print(
+            f"check    cold {verify['check_cold_s']:.2f} s (full walk, then sealed); warm: open "
+            f"{verify['open_again_s']:.2f} s + check {verify['check_warm_s']:.2f} s; after one "
+            f"append {verify['check_after_one_append_s']:.2f} s"
         )
         results = {"machine": machine, "ingest": ingest, "appends": appends, "verify": verify}
         (RESULTS / "evidence.json").write_text(json.dumps(results, indent=2) + "\n")

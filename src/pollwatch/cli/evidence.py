@@ -1,6 +1,6 @@
 """``pollwatch evidence``: the evidence archive from the command line.
 
-init | add | get | log | show | checkpoint | prove | export | verify | witness
+init | add | get | log | show | checkpoint | prove | export | verify | fsck | witness
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pollwatch.errors import EvidenceError
 from pollwatch.evidence.archive import EvidenceArchive, local_address
 from pollwatch.evidence.bundle import TrustStore, export_bundle, verify_bundle
 from pollwatch.evidence.checkpoint import Signer, Verifier, Witness, generate_cosigner
+from pollwatch.evidence.fsck import FsckReport, fsck, repair
 from pollwatch.settings import Settings
 
 __all__ = ["evidence_app"]
@@ -165,9 +166,17 @@ def log_command(
             if entry["kind"] == "item":
                 what = f"{entry['filename']} ({entry['size']:,} bytes)"
                 row = (entry["sha256"][:16], what, entry["submitter"], entry["ingest_time"])
-            else:
+            elif entry["kind"] == "custody":
                 what = f"{entry['action']}: {entry.get('reason', '')}"
                 row = (entry["item"][:16], what, entry["actor"], entry["time"])
+            else:  # video events, maintenance statements, ...
+                action = entry.get("action") or entry.get("event") or ""
+                row = (
+                    str(entry.get("station") or entry.get("item") or "")[:16],
+                    f"{action}: {entry.get('reason', '')}".strip(": "),
+                    entry.get("actor", ""),
+                    entry.get("time", ""),
+                )
             table.add_row(str(index), entry["kind"], *(escape(str(v)) for v in row))
         console.print(table)
 
@@ -305,6 +314,97 @@ def verify_command(
     failure = report.failure
     if failure is not None:
         raise EvidenceError(f"{bundle}: {failure.name}: {failure.detail}")
+
+
+@evidence_app.command("fsck")
+def fsck_command(
+    ctx: typer.Context,
+    repair_leftovers: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Quarantine the crash leftovers, after logging and signing what moves where.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the archive for damage and crash leftovers (exit 2 when damaged)."""
+    settings = _settings(ctx)
+    folder = settings.evidence_dir
+    report = fsck(folder)
+    if repair_leftovers and not report.damaged:
+        result = repair(
+            folder,
+            actor=settings.actor,
+            address=local_address(),
+            timestamp_authorities=settings.timestamp_authorities,
+        )
+        assert result.after is not None
+        if as_json:
+            console.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+        else:
+            _print_repair(result.statement_entry, result.checkpoint_size, result.moved)
+            _print_report(result.after)
+        report = result.after
+    elif as_json:
+        console.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        _print_report(report)
+    if report.damaged:
+        inside = any(finding.signed for finding in report.damage)
+        err_console.print(
+            "[red]damaged:[/] pollwatch adds nothing to this archive and signs no checkpoint "
+            "until it is restored"
+            + (
+                "; damage inside the checkpointed range needs a person (compare with a backup, "
+                "an evidence bundle or the witnesses' copies of the checkpoints)"
+                if inside
+                else ""
+            )
+            + ("; --repair moved nothing" if repair_leftovers else ""),
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+
+
+_MARKS = {"damage": "[red]damage[/]  ", "leftover": "[yellow]leftover[/]", "note": "note    "}
+
+
+def _print_report(report: FsckReport) -> None:
+    for finding in report.findings:
+        console.print(f"{_MARKS[finding.kind]} {escape(finding.detail)}", soft_wrap=True)
+    signed = (
+        "no checkpoint"
+        if report.checkpoint_size is None
+        else (f"latest checkpoint {report.checkpoint_size}")
+    )
+    counts = (len(report.damage), len(report.leftovers), len(report.notes))
+    summary = f"{report.entries} entries, {signed}: " + ", ".join(
+        f"{count} {word}{'' if count == 1 else 's'}"
+        for count, word in zip(counts, ("damage finding", "leftover", "note"), strict=True)
+    )
+    if report.clean:
+        console.print(f"[green]ok[/] {summary}", soft_wrap=True)
+    else:
+        console.print(summary, soft_wrap=True)
+    if report.leftovers and not report.damaged:
+        console.print("run 'pollwatch evidence fsck --repair' to quarantine the leftovers")
+
+
+def _print_repair(
+    entry: int | None, size: int | None, moved: tuple[dict[str, object], ...]
+) -> None:
+    if entry is None:
+        console.print("nothing to repair")
+        return
+    console.print(
+        f"statement logged as entry {entry} and signed in checkpoint {size}; "
+        f"{len(moved)} leftovers quarantined",
+        soft_wrap=True,
+    )
+    for move in moved:
+        back = " (put back: an entry names it now)" if move.get("restored") else ""
+        console.print(f"moved {escape(str(move['path']))} -> {escape(str(move['to']))}{back}")
 
 
 @witness_app.command("init")

@@ -18,6 +18,10 @@ Every entry in the log is canonical JSON (:func:`.log.canonical_json`) with a ``
   (redacted, transcoded) ``source_item`` and ``derivation``;
 * ``custody``: something was done to an item: ``action`` (``access``, ``export``,
   ``redaction``, ``analysis``, ...), ``item``, ``actor``, ``address``, ``reason``, ``time``;
+  an export that was logged but produced no bundle is followed by ``export-failed`` entries
+  that say why;
+* ``maintenance``: what ``pollwatch evidence fsck --repair`` quarantined, where, and why
+  (:mod:`.fsck`);
 * any other kind, appended by :meth:`EvidenceArchive.append_record` for a capability that
   logs its own facts (``video-event``: a recorder's start, stop, outage, reconnect or gap).
 
@@ -27,6 +31,12 @@ An item entry may carry extra keys beyond the standard ones (``add(..., extra=..
 The archive keeps an in-memory index of the parsed log (items by hash, custody by item) and
 brings it up to date on each query by parsing only the entries appended since the last one,
 by this process or another.
+
+Nothing proceeds on a log that does not verify against its latest signed checkpoint: opening
+the archive hands the checkpoint's size to the log (recovery may never remove a signed entry)
+and checks the log against its size and root (:meth:`.log.EvidenceLog.check`, cheap after the
+first time); any damage raises VerificationError, whose hint names ``pollwatch evidence fsck``
+(:mod:`.fsck`). Signing a checkpoint checks again, entries appended since included.
 
 Nothing that touches an item bypasses the log: :meth:`EvidenceArchive.open_item` records the
 access before it returns the stream; exports record one custody entry per item before the
@@ -67,6 +77,7 @@ CUSTODY_ACTIONS = (
     "access",
     "denied",
     "export",
+    "export-failed",
     "redaction",
     "transcode",
     "analysis",
@@ -157,6 +168,11 @@ class EvidenceArchive:
     """A tamper-evident archive in one folder; see the module docstring for the layout."""
 
     def __init__(self, folder: Path, *, backend: ObjectBackend | None = None) -> None:
+        """Open the archive in ``folder`` and check its log against the latest checkpoint.
+
+        A damaged archive is refused (VerificationError); :mod:`.fsck` inspects one without
+        opening it.
+        """
         self.folder = Path(folder)
         config = self.folder / "archive.json"
         if not config.is_file():
@@ -169,16 +185,60 @@ class EvidenceArchive:
         except (OSError, ValueError, KeyError) as exc:
             raise EvidenceError(f"{config} is damaged ({exc})") from None
         self.objects = backend or FilesystemBackend(self.folder / "objects")
-        self.log = EvidenceLog(self.folder / "log", create=False)
         self.verifier = Verifier.from_string(
             (self.folder / "keys" / "log.pub").read_text("utf-8").strip()
         )
+        latest = self.latest_checkpoint()
+        try:
+            self.log = EvidenceLog(
+                self.folder / "log",
+                create=False,
+                checkpoint_size=latest.size if latest is not None else 0,
+            )
+        except VerificationError as error:
+            raise _refusal(error) from None
         # The in-memory index of the parsed log, extended by _sync() with new entries only.
         self._index_lock = threading.Lock()
         self._parsed: list[dict[str, Any]] = []
         self._items: list[ItemRecord] = []
         self._first_item: dict[str, ItemRecord] = {}
         self._custody: dict[str, list[CustodyEvent]] = {}
+        try:
+            self.check(latest)
+        except BaseException:
+            self.log.close()
+            raise
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The latest stored checkpoint, its signature verified (None before the first one)."""
+        sizes = self.checkpoint_sizes()
+        if not sizes:
+            return None
+        path = self.folder / "checkpoints" / f"{sizes[-1]}.note"
+        try:
+            return verify_checkpoint(path.read_text("utf-8"), self.verifier)
+        except (OSError, UnicodeDecodeError, EvidenceError) as error:
+            detail = error.one_line() if isinstance(error, EvidenceError) else str(error)
+            raise VerificationError(
+                f"the latest checkpoint {path} does not verify: {detail}",
+                hint=_FSCK_HINT,
+            ) from None
+
+    def check(self, latest: Checkpoint | None = None) -> int:
+        """Check the log against ``latest`` (default: the latest stored checkpoint); its size.
+
+        Every entry must match its leaf hash, and the log must hold every entry the checkpoint
+        signed, with the signed root (:meth:`.log.EvidenceLog.check`). Raises
+        VerificationError naming the damage, with ``pollwatch evidence fsck`` in the hint.
+        """
+        if latest is None:
+            latest = self.latest_checkpoint()
+        try:
+            if latest is None:
+                return self.log.check()
+            return self.log.check(latest.size, latest.root_hash)
+        except VerificationError as error:
+            raise _refusal(error) from None
 
     # --- creation ------------------------------------------------------------------------
     @classmethod
@@ -438,8 +498,21 @@ class EvidenceArchive:
         """Sign the current tree head, ask each TSA to time-stamp its body, and store both."""
         from pollwatch.evidence.timestamp import request_timestamp
 
-        size = self.log.size
-        checkpoint = Checkpoint(origin=self.origin, size=size, root_hash=self.log.root(size))
+        # Never sign over damage: the log, entries appended since it was opened included, must
+        # verify against the latest checkpoint; the size signed is the size just verified.
+        latest = self.latest_checkpoint()
+        size = self.check(latest)
+        root = self.log.root(size)
+        # The check may have trusted its seal for the old root; recomputing it costs nothing
+        # now that the tree's nodes are hashed, and a forged seal cannot pass it.
+        if latest is not None and self.log.root(latest.size) != latest.root_hash:
+            raise _refusal(
+                VerificationError(
+                    f"the log's root at size {latest.size} is not the one its latest checkpoint "
+                    "signed: entries were changed, reordered, inserted or removed"
+                )
+            )
+        checkpoint = Checkpoint(origin=self.origin, size=size, root_hash=root)
         note = sign_checkpoint(checkpoint, self.signer())
         target = self.folder / "checkpoints" / f"{size}.note"
         if target.is_file():
@@ -452,6 +525,7 @@ class EvidenceArchive:
             note = existing
         else:
             _write_atomic(target, note.encode("utf-8"))
+        self.log.check(size, root)  # seals the log at the new checkpoint: the next open is cheap
         digest = hashlib.sha256(checkpoint.body().encode("utf-8")).digest()
         for url in timestamp_authorities:
             token = request_timestamp(url, digest, timeout=timeout, trusted_certs=tsa_trusted_certs)
@@ -540,6 +614,18 @@ class EvidenceArchive:
             self.objects.verify(record.sha256)
             checked += 1
         return self.log.size, checked
+
+
+_FSCK_HINT = (
+    "pollwatch uses no archive whose log does not verify against its latest checkpoint; "
+    "run 'pollwatch evidence fsck' to see what is damaged, then restore the log folder from a "
+    "backup or an evidence bundle; pollwatch changed nothing"
+)
+
+
+def _refusal(error: VerificationError) -> VerificationError:
+    """``error`` with the hint every refusal to use a damaged archive gives."""
+    return VerificationError(error.message, hint=_FSCK_HINT)
 
 
 _ITEM_KEYS = frozenset(

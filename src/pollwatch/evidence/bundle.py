@@ -27,6 +27,7 @@ bundle itself are reported as not independently trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -164,6 +165,12 @@ def export_bundle(
     cosigned by the given ``witnesses``, so the bundle proves its own custody. Written to a
     temporary file, verified, then renamed.
 
+    What can be checked before the export is logged is checked first (every item's object is
+    in the store with its size, the output's folder takes a new file), so a refused export
+    logs nothing and signs nothing. A failure after that (a full disk, an object damaged in
+    storage, a witness that refuses) is logged too: one ``export-failed`` custody entry per
+    item, with the reason, before the error is raised.
+
     ``entries`` names further log entries (by index) to prove in the bundle beside the items'
     own, e.g. the recorder events (outages, gaps) of an exported stretch of video; they must be
     entries of kinds other than ``item`` and ``custody``, which follow from ``items``.
@@ -172,14 +179,110 @@ def export_bundle(
         raise EvidenceError("no items to export", hint="name one or more item hashes")
     records = [archive.item(s) for s in items]
     shas = list(dict.fromkeys(r.sha256 for r in records))
-    archive.record_custody(
-        "export",
-        shas,
-        actor=actor,
-        address=address,
-        reason=reason,
-        details={"bundle": Path(output).name},
-    )
+    output = Path(output)
+    for record in {r.sha256: r for r in records}.values():
+        _check_object(archive, record, output)
+    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial.open("xb").close()
+    except OSError as error:
+        raise EvidenceError(
+            f"cannot write the bundle {output}: {error.strerror or error}; nothing was exported, "
+            "logged or signed",
+            hint="choose an output path in a writable folder",
+        ) from None
+    logged = False
+    try:
+        archive.record_custody(
+            "export",
+            shas,
+            actor=actor,
+            address=address,
+            reason=reason,
+            details={"bundle": output.name},
+        )
+        logged = True
+        return _export(
+            archive,
+            records,
+            shas,
+            output,
+            partial,
+            timestamp_authorities=timestamp_authorities,
+            tsa_trusted_certs=tsa_trusted_certs,
+            witnesses=witnesses,
+            entries=entries,
+        )
+    except BaseException as error:
+        if logged:
+            _record_failure(archive, shas, output, error, actor=actor, address=address)
+        if isinstance(error, OSError):
+            raise EvidenceError(
+                f"cannot write the bundle {output}: {error.strerror or error}; the export was "
+                "logged, and so was its failure",
+                hint="free disk space or choose another output path, then export again",
+            ) from None
+        raise
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def _check_object(archive: EvidenceArchive, record: Any, output: Path) -> None:
+    """Refuse, before anything is logged, an item whose object is missing or has another size."""
+    try:
+        info = archive.objects.stat(record.sha256)
+    except EvidenceError:
+        raise EvidenceError(
+            f"cannot export {output.name}: item {record.sha256} (entry {record.index}) has no "
+            "object in the store; nothing was exported, logged or signed",
+            hint="run 'pollwatch evidence fsck', and restore the object from a replica or an "
+            "evidence bundle",
+        ) from None
+    if info.size != record.size:
+        raise VerificationError(
+            f"cannot export {output.name}: object {record.sha256} has {info.size} bytes, its "
+            f"entry {record.index} says {record.size}; nothing was exported, logged or signed",
+            hint="run 'pollwatch evidence verify', and restore the object from a replica",
+        )
+
+
+def _record_failure(
+    archive: EvidenceArchive,
+    shas: Sequence[str],
+    output: Path,
+    error: BaseException,
+    *,
+    actor: str,
+    address: str,
+) -> None:
+    """Log that a logged export produced no bundle (best effort: the error is raised anyway)."""
+    why = error.one_line() if isinstance(error, EvidenceError) else repr(error)
+    with contextlib.suppress(Exception):
+        archive.record_custody(
+            "export-failed",
+            shas,
+            actor=actor,
+            address=address,
+            reason=f"no bundle was written: {why}",
+            details={"bundle": output.name},
+        )
+
+
+def _export(
+    archive: EvidenceArchive,
+    records: Sequence[Any],
+    shas: Sequence[str],
+    output: Path,
+    partial: Path,
+    *,
+    timestamp_authorities: Sequence[str],
+    tsa_trusted_certs: Sequence[bytes] | None,
+    witnesses: Sequence[Witness],
+    entries: Sequence[int],
+) -> BundleReport:
+    """Sign, prove and write the bundle of an export that is logged already."""
     stored = archive.sign_checkpoint(
         timestamp_authorities=timestamp_authorities, tsa_trusted_certs=tsa_trusted_certs
     )
@@ -231,52 +334,45 @@ def export_bundle(
         ],
         "signatures": len(witness_lines),
     }
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        small: dict[str, bytes] = {
-            "checkpoint.note": stored.note.encode("utf-8"),
-            "keys/log.pub": (archive.verifier.to_string() + "\n").encode("utf-8"),
-            "keys/witnesses.txt": _witness_keys_text(archive).encode("utf-8"),
-            "STATEMENT.md": _statement(archive, manifest, records, stored.note).encode("utf-8"),
-        }
-        for n, (token, certificates) in enumerate(stored.timestamps):
-            small[f"timestamps/{n}.tsr"] = token
-            small[f"timestamps/{n}.pem"] = certificates
-        for index, raw in proven:
-            small[_entry_name(index)] = raw
-            proof = archive.inclusion_proof(index, size)
-            small[f"proofs/{index:012d}.json"] = json.dumps(
-                {"index": index, "size": size, "hashes": [h.hex() for h in proof]}, indent=1
-            ).encode("utf-8")
-        digests = {name: hashlib.sha256(data).hexdigest() for name, data in small.items()}
-        digests.update({f"items/{sha}": sha for sha in shas})
-        manifest["files"] = dict(sorted(digests.items()))
-        small["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
-        manifest_digest = hashlib.sha256(small["manifest.json"]).hexdigest()
-        body = f"{FORMAT}\n{archive.origin}\nmanifest {manifest_digest}\n"
-        small["bundle.note"] = sign_note(body, archive.signer()).encode("utf-8")
+    small: dict[str, bytes] = {
+        "checkpoint.note": stored.note.encode("utf-8"),
+        "keys/log.pub": (archive.verifier.to_string() + "\n").encode("utf-8"),
+        "keys/witnesses.txt": _witness_keys_text(archive).encode("utf-8"),
+        "STATEMENT.md": _statement(archive, manifest, records, stored.note).encode("utf-8"),
+    }
+    for n, (token, certificates) in enumerate(stored.timestamps):
+        small[f"timestamps/{n}.tsr"] = token
+        small[f"timestamps/{n}.pem"] = certificates
+    for index, raw in proven:
+        small[_entry_name(index)] = raw
+        proof = archive.inclusion_proof(index, size)
+        small[f"proofs/{index:012d}.json"] = json.dumps(
+            {"index": index, "size": size, "hashes": [h.hex() for h in proof]}, indent=1
+        ).encode("utf-8")
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in small.items()}
+    digests.update({f"items/{sha}": sha for sha in shas})
+    manifest["files"] = dict(sorted(digests.items()))
+    small["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
+    manifest_digest = hashlib.sha256(small["manifest.json"]).hexdigest()
+    body = f"{FORMAT}\n{archive.origin}\nmanifest {manifest_digest}\n"
+    small["bundle.note"] = sign_note(body, archive.signer()).encode("utf-8")
 
-        def member(name: str) -> IO[bytes]:
-            if name.startswith("items/"):
-                return archive.objects.open(name.removeprefix("items/"))
-            return io.BytesIO(small[name])
+    def member(name: str) -> IO[bytes]:
+        if name.startswith("items/"):
+            return archive.objects.open(name.removeprefix("items/"))
+        return io.BytesIO(small[name])
 
-        _write_canonical(partial, [*small, *(f"items/{sha}" for sha in shas)], member)
-        report = verify_bundle(partial, TrustStore(log_keys=(archive.verifier,)))
-        if not report.ok:
-            failure = report.failure
-            assert failure is not None
-            raise VerificationError(
-                f"the bundle written does not verify: {failure.name}: {failure.detail}",
-                hint="the archive may be damaged; run 'pollwatch evidence verify'",
-            )
-        os.replace(partial, output)
-        return BundleReport(path=str(output), checks=report.checks, warnings=report.warnings)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    _write_canonical(partial, [*small, *(f"items/{sha}" for sha in shas)], member)
+    report = verify_bundle(partial, TrustStore(log_keys=(archive.verifier,)))
+    if not report.ok:
+        failure = report.failure
+        assert failure is not None
+        raise VerificationError(
+            f"the bundle written does not verify: {failure.name}: {failure.detail}",
+            hint="the archive may be damaged; run 'pollwatch evidence verify'",
+        )
+    os.replace(partial, output)
+    return BundleReport(path=str(output), checks=report.checks, warnings=report.warnings)
 
 
 def _write_canonical(path: Path, names: Iterable[str], member: Callable[[str], IO[bytes]]) -> None:

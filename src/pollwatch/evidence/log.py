@@ -13,6 +13,7 @@ Definitions:
       entries.idx    magic b"PWIDX01\\n", then 40 bytes per entry:
                      8-byte big-endian offset of its record in entries.bin | 32-byte leaf hash
       lock           fcntl.flock target: exclusive for writers, shared for readers
+      verified.json  the seal of the last :meth:`EvidenceLog.check`: a cache, never evidence
       discarded/     bytes that recovery removed from the live files, kept, never deleted
 
   ``entries.bin`` is the source of truth; ``entries.idx`` is derived from it and lets a log
@@ -28,6 +29,10 @@ Definitions:
   longer), a copy goes to ``discarded/`` and it is rebuilt from ``entries.bin``, which must then
   parse cleanly up to at most one torn last record; otherwise opening raises
   VerificationError and changes nothing.
+* Signed entries are never recovered away: given ``checkpoint_size`` (the size of the latest
+  signed checkpoint), recovery that would leave fewer entries raises VerificationError naming
+  the missing range and changes nothing. Only an unacknowledged tail beyond the signed size is
+  recoverable; anything a checkpoint covers must be present and match its root.
 * Concurrency: writers in any number of processes take an exclusive ``flock`` on ``lock``
   around recovery and append, so they re-read the current size under the lock; readers take
   a shared lock to pick up other processes' appends. Entries never move once indexed.
@@ -35,6 +40,15 @@ Definitions:
   them with the stored hashes and the index; given a trusted checkpoint's size and root, it
   checks the size and recomputes the root at that size. A bit flip, truncation, reordering,
   insertion or deletion makes it raise VerificationError (or opening raises first).
+* :meth:`EvidenceLog.check` is the same verification made cheap enough for every open: a
+  successful check writes a seal (``verified.json``: the entry count, the SHA-256 of the data
+  file up to there and of the leaf hashes, and the checkpoint whose root it matched). The next
+  check hashes the sealed prefix in one pass (no parsing, no per-record hashing) and verifies
+  record by record only what was appended since; any difference falls back to the full walk.
+  The seal is a cache anyone with write access can forge: :meth:`verify` never reads it, and a
+  checkpoint is signed only after the tree's root at the previous checkpoint is recomputed.
+* :func:`inspect_log` reads the files without changing anything and reports every damaged
+  entry, what it should hash to, and what recovery would do (``pollwatch evidence fsck``).
 
 Tamper evidence rests on signed checkpoints (:mod:`pollwatch.evidence.checkpoint`) and their
 witnesses, not on these files: someone with write access can rewrite the folder into a
@@ -54,7 +68,7 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +80,13 @@ __all__ = [
     "DATA_MAGIC",
     "INDEX_MAGIC",
     "MAX_ENTRY_SIZE",
+    "EntryDamage",
     "EvidenceLog",
+    "LogInspection",
     "Recovery",
     "canonical_json",
+    "inspect_log",
+    "missing_entries_error",
 ]
 
 DATA_MAGIC = b"PWLOG01\n"
@@ -82,6 +100,8 @@ DATA_FILE = "entries.bin"
 INDEX_FILE = "entries.idx"
 LOCK_FILE = "lock"
 DISCARDED_FOLDER = "discarded"
+SEAL_FILE = "verified.json"
+SEAL_FORMAT = "pollwatch-log-seal/1"
 
 _HEADER = 4
 _INDEX_ENTRY = 8 + HASH_SIZE
@@ -109,6 +129,24 @@ def canonical_json(value: Any) -> bytes:
             hint="entries hold strings, integers, booleans, null, lists and string-keyed dicts",
         ) from None
     return text.encode("utf-8")
+
+
+def _check_size_argument(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EvidenceError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def missing_entries_error(folder: Path, present: int, signed: int) -> VerificationError:
+    """The one-line error for a log that holds fewer entries than a signed checkpoint covers."""
+    lost = f"entry {present} is" if signed - present == 1 else f"entries {present}-{signed - 1} are"
+    return VerificationError(
+        f"the log in {folder} holds {present} entries but its latest checkpoint signed {signed}: "
+        f"{lost} missing",
+        hint="the log was truncated or its files replaced; run 'pollwatch evidence fsck' to "
+        "see what is left, and restore the log folder from a backup or an evidence bundle; "
+        "pollwatch changed nothing",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +184,28 @@ class _Scan:
     stop: int
     problem: str | None = None
     torn: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Seal:
+    """What the last successful :meth:`EvidenceLog.check` verified (``verified.json``)."""
+
+    entries: int
+    data_bytes: int  # end of entry ``entries - 1`` in the data file
+    data_sha256: str  # of the data file's bytes [0, data_bytes)
+    leaves_sha256: str  # of the first ``entries`` leaf hashes, concatenated
+    checkpoint: tuple[int, bytes] | None  # (size, root) the log was found to match
+
+
+def _hash_range(fd: int, start: int, end: int, digest: Any) -> None:
+    """Feed bytes [start, end) of ``fd`` to ``digest`` in large reads."""
+    position = start
+    while position < end:
+        chunk = _pread_exact(fd, min(_READ_CHUNK, end - position), position)
+        if not chunk:
+            raise VerificationError(f"a log file ended at byte {position}, before byte {end}")
+        digest.update(chunk)
+        position += len(chunk)
 
 
 def _pread_exact(fd: int, size: int, offset: int) -> bytes:
@@ -227,11 +287,19 @@ class EvidenceLog:
     ``EvidenceLog(folder)`` creates the folder and files if needed (``create=False`` refuses
     to) and recovers from any interrupted append. Several processes may hold the same log open
     and append concurrently. Use it as a context manager, or call :meth:`close`.
+
+    ``checkpoint_size`` is the size of the latest signed checkpoint, if the caller knows one:
+    recovery never removes an entry below it (it raises VerificationError naming the missing
+    entries instead, and changes nothing). Once open, the entries it has read are protected
+    anyway: recovery never removes an entry this instance has loaded.
     """
 
-    def __init__(self, folder: Path | str, *, create: bool = True) -> None:
+    def __init__(
+        self, folder: Path | str, *, create: bool = True, checkpoint_size: int = 0
+    ) -> None:
         self.folder = Path(folder)
         self._closed = True
+        self._signed = _check_size_argument("checkpoint_size", checkpoint_size)
         if not self.folder.is_dir():
             if not create:
                 raise EvidenceError(
@@ -295,6 +363,10 @@ class EvidenceLog:
     def _check_open(self) -> None:
         if self._closed:
             raise EvidenceError(f"the evidence log {self.folder} is closed", hint="open it again")
+
+    def _missing(self, present: int) -> VerificationError:
+        """The error for a log that holds fewer entries than its latest checkpoint signed."""
+        return missing_entries_error(self.folder, present, self._signed)
 
     @contextlib.contextmanager
     def _flock(self, *, exclusive: bool) -> Iterator[None]:
@@ -390,6 +462,8 @@ class EvidenceLog:
         data_size = os.fstat(self._data_fd).st_size
         index_size = os.fstat(self._index_fd).st_size
         if data_size == 0 and index_size <= len(INDEX_MAGIC) and self._tree.size == 0:
+            if self._signed:
+                raise self._missing(0)
             # A new log (or one whose creator died before writing anything).
             _write_all(self._data_fd, DATA_MAGIC, 0)
             os.ftruncate(self._data_fd, len(DATA_MAGIC))
@@ -427,10 +501,9 @@ class EvidenceLog:
                     hint="another program changed the log; close and reopen it, then verify",
                 )
             if whole < index_size:
-                # A writer died while writing index entries: never acknowledged.
+                # A writer died while writing index entries: never acknowledged. Cut once
+                # nothing below refuses the files (a refusal changes nothing).
                 dropped = index_size - whole
-                os.ftruncate(self._index_fd, whole)
-                os.fsync(self._index_fd)
                 index_size = whole
             if index_size > self._index_end:
                 raw = _pread_exact(self._index_fd, index_size - self._index_end, self._index_end)
@@ -449,6 +522,13 @@ class EvidenceLog:
 
         scan = self._scan(self._end, data_size)
         indexed = len(scan.offsets)
+        if self._tree.size + indexed < self._signed:
+            # The records a signed checkpoint covers are not all here: that is damage, never
+            # an unacknowledged append. Cut nothing.
+            raise self._missing(self._tree.size + indexed)
+        if dropped:
+            os.ftruncate(self._index_fd, self._index_end)
+            os.fsync(self._index_fd)
         discarded = data_size - scan.stop
         if discarded:
             # Bytes after the last intact record were never acknowledged: their index
@@ -482,6 +562,8 @@ class EvidenceLog:
                 f"{len(scan.offsets)}), and {INDEX_FILE} disagrees with it",
                 hint=_RESTORE_HINT,
             )
+        if len(scan.offsets) < self._signed:
+            raise self._missing(len(scan.offsets))
         old_index_size = os.fstat(self._index_fd).st_size
         saved = []
         if old_index_size:
@@ -525,23 +607,29 @@ class EvidenceLog:
             self._check_open()
             if self._whole_index_size() > self._index_end:
                 with self._flock(exclusive=False):
-                    # Indexed entries are final (their data was fsynced first), so a reader
-                    # may load them without recovering anything.
-                    whole = self._whole_index_size()
-                    raw = _pread_exact(self._index_fd, whole - self._index_end, self._index_end)
-                    if raw:
-                        self._load_index_entries(raw)
-                        last = self._offsets[-1]
-                        record = self._record_at(last, os.fstat(self._data_fd).st_size)
-                        if record is None:
-                            raise VerificationError(
-                                f"index entry {len(self._offsets) - 1} points past the end of "
-                                f"{self.folder / DATA_FILE}",
-                                hint=_RESTORE_HINT,
-                            )
-                        self._end = last + _HEADER + len(record[0]) + HASH_SIZE
-                        self._index_end = whole
+                    self._load_appended()
             return self._tree.size
+
+    def _load_appended(self) -> None:
+        """Load index entries appended by other processes; caller holds a lock."""
+        # Indexed entries are final (their data was fsynced first), so a reader may load
+        # them without recovering anything.
+        whole = self._whole_index_size()
+        if whole <= self._index_end:
+            return
+        raw = _pread_exact(self._index_fd, whole - self._index_end, self._index_end)
+        if raw:
+            self._load_index_entries(raw)
+            last = self._offsets[-1]
+            record = self._record_at(last, os.fstat(self._data_fd).st_size)
+            if record is None:
+                raise VerificationError(
+                    f"index entry {len(self._offsets) - 1} points past the end of "
+                    f"{self.folder / DATA_FILE}",
+                    hint=_RESTORE_HINT,
+                )
+            self._end = last + _HEADER + len(record[0]) + HASH_SIZE
+            self._index_end = whole
 
     # -- writing -------------------------------------------------------------------------
 
@@ -721,12 +809,129 @@ class EvidenceLog:
                 )
         return size
 
-    def _verify_files(self) -> tuple[int, bytes]:
-        """Walk the data file against the index; returns (size, concatenated leaf hashes)."""
+    def check(self, checkpoint_size: int = 0, checkpoint_root: bytes | None = None) -> int:
+        """Verify the log against a trusted checkpoint as :meth:`verify` does, cheaply.
+
+        The log must hold at least ``checkpoint_size`` entries, every record must match its
+        stored leaf hash and the index, and with ``checkpoint_root`` the root at
+        ``checkpoint_size`` must be that root. What the last successful check verified (its
+        seal, ``verified.json``) is re-checked by one SHA-256 pass over that prefix of the
+        data file and over the leaf hashes this instance holds; entries appended since are
+        walked record by record; then the seal is renewed. A missing, stale or disagreeing
+        seal means a full walk. Returns the size; raises VerificationError naming the first
+        problem and changes nothing but the seal.
+        """
+        signed = _check_size_argument("checkpoint_size", checkpoint_size)
+        root = None if checkpoint_root is None else bytes(checkpoint_root)
+        with self._mutex:
+            self._check_open()
+            with self._flock(exclusive=False):
+                self._load_appended()
+                size = self._tree.size
+                if size < signed:
+                    raise missing_entries_error(self.folder, size, signed)
+                leaves = self._tree.leaf_hashes()
+                seal = self._read_seal(size)
+                data_digest, leaves_digest = hashlib.sha256(), hashlib.sha256()
+                first = 0
+                if seal is not None:
+                    _hash_range(self._data_fd, 0, seal.data_bytes, data_digest)
+                    leaves_digest.update(memoryview(leaves)[: seal.entries * HASH_SIZE])
+                    if (data_digest.hexdigest(), leaves_digest.hexdigest()) == (
+                        seal.data_sha256,
+                        seal.leaves_sha256,
+                    ):
+                        first = seal.entries
+                    else:  # changed since it was sealed: walk everything
+                        seal = None
+                        data_digest, leaves_digest = hashlib.sha256(), hashlib.sha256()
+                count, walked = self._verify_files(first)
+                if count != size or walked != leaves[first * HASH_SIZE :]:
+                    raise VerificationError(
+                        f"the files in {self.folder} changed under this open log: the leaf "
+                        "hashes read at open differ from those on disk now",
+                        hint=_RESTORE_HINT,
+                    )
+                anchor = None if root is None else (signed, root)
+                if root is not None and (seal is None or seal.checkpoint != anchor):
+                    computed = self._tree.root(signed)
+                    if computed != root:
+                        raise VerificationError(
+                            f"the log's root at size {signed} is {computed.hex()}, its latest "
+                            f"checkpoint says {root.hex()}: entries were changed, reordered, "
+                            "inserted or removed",
+                            hint=_RESTORE_HINT.split(";")[0]
+                            + "; run 'pollwatch evidence fsck' to see what differs",
+                        )
+                if anchor is None and seal is not None:
+                    anchor = seal.checkpoint
+                if seal is None or first < size or seal.checkpoint != anchor:
+                    _hash_range(
+                        self._data_fd, seal.data_bytes if seal else 0, self._end, data_digest
+                    )
+                    leaves_digest.update(memoryview(leaves)[first * HASH_SIZE :])
+                    digests = (data_digest.hexdigest(), leaves_digest.hexdigest())
+                    self._write_seal(_Seal(size, self._end, *digests, anchor))
+        return size
+
+    def _read_seal(self, size: int) -> _Seal | None:
+        """The seal of the last check if it is well-formed and fits this log, else None."""
+        try:
+            value = json.loads((self.folder / SEAL_FILE).read_bytes())
+            entries, data_bytes = value["entries"], value["data_bytes"]
+            checkpoint = value["checkpoint"]
+            seal = _Seal(
+                entries,
+                data_bytes,
+                str(value["data_sha256"]),
+                str(value["leaves_sha256"]),
+                None if checkpoint is None else (checkpoint[0], bytes.fromhex(checkpoint[1])),
+            )
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
+        if value.get("format") != SEAL_FORMAT or not all(
+            isinstance(number, int) and not isinstance(number, bool) and number >= 0
+            for number in (entries, data_bytes, *(checkpoint[:1] if checkpoint else ()))
+        ):
+            return None
+        expected_end = self._offsets[entries] if entries < size else self._end
+        if entries > size or data_bytes != expected_end:
+            return None
+        if seal.checkpoint is not None and seal.checkpoint[0] > entries:
+            return None
+        return seal
+
+    def _write_seal(self, seal: _Seal) -> None:
+        """Replace the seal (a cache: a failure to write it only makes the next check slower)."""
+        value = {
+            "format": SEAL_FORMAT,
+            "entries": seal.entries,
+            "data_bytes": seal.data_bytes,
+            "data_sha256": seal.data_sha256,
+            "leaves_sha256": seal.leaves_sha256,
+            "checkpoint": None
+            if seal.checkpoint is None
+            else [seal.checkpoint[0], seal.checkpoint[1].hex()],
+            "sealed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        target = self.folder / SEAL_FILE
+        partial = self.folder / f".{SEAL_FILE}.{os.getpid()}-{time.time_ns()}.part"
+        try:
+            partial.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
+            os.replace(partial, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
+    def _verify_files(self, first: int = 0) -> tuple[int, bytes]:
+        """Walk the data file against the index from entry ``first`` (which this instance has
+        loaded); returns (size, concatenated leaf hashes of entries ``first`` onwards)."""
         data_path = self.folder / DATA_FILE
-        index_raw = _pread_exact(self._index_fd, os.fstat(self._index_fd).st_size, 0)
+        index_start = len(INDEX_MAGIC) + first * _INDEX_ENTRY
+        index_size = os.fstat(self._index_fd).st_size
+        index_raw = _pread_exact(self._index_fd, max(0, index_size - index_start), index_start)
         data_size = os.fstat(self._data_fd).st_size
-        if index_raw[: len(INDEX_MAGIC)] != INDEX_MAGIC:
+        if _pread_exact(self._index_fd, len(INDEX_MAGIC), 0) != INDEX_MAGIC:
             raise VerificationError(
                 f"{self.folder / INDEX_FILE} does not start with {INDEX_MAGIC!r}",
                 hint="the index is derived from the data: reopen the log to rebuild it",
@@ -736,13 +941,15 @@ class EvidenceLog:
                 f"{data_path} does not start with {DATA_MAGIC!r}", hint=_RESTORE_HINT
             )
         # A partial last index entry belongs to an append that died unacknowledged.
-        count = (len(index_raw) - len(INDEX_MAGIC)) // _INDEX_ENTRY
+        count = first + len(index_raw) // _INDEX_ENTRY
         sha256 = hashlib.sha256
         leaves = []
-        buffer, base, position = b"", _START, 0  # `base` is the file offset of buffer[0]
-        entry_at = len(INDEX_MAGIC)
+        # `base` is the file offset of buffer[0]
+        start = self._offsets[first] if first < len(self._offsets) else self._end
+        buffer, base, position = b"", start if first else _START, 0
+        entry_at = 0
         # The loop is written flat (no helper calls per record): it runs a million times.
-        for number in range(count):
+        for number in range(first, count):
             if position + _HEADER > len(buffer) or (
                 position
                 + _HEADER
@@ -801,3 +1008,298 @@ class EvidenceLog:
             position = end
             entry_at += _INDEX_ENTRY
         return count, b"".join(leaves)
+
+
+# -- read-only inspection ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDamage:
+    """One indexed entry whose record is not what its index entry says."""
+
+    index: int
+    offset: int
+    """Byte of its record in ``entries.bin`` (as the index says)."""
+    problem: str
+    expected_leaf: bytes
+    """The leaf hash its index entry holds: what the entry should hash to."""
+    actual_leaf: bytes | None
+    """What its bytes hash to now (None when the record cannot be read at all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogInspection:
+    """What :func:`inspect_log` found in a log folder, without changing anything."""
+
+    data_bytes: int
+    index_entries: int
+    """Whole entries in ``entries.idx``."""
+    index_partial_bytes: int
+    """Bytes of a partial last index entry (an append that died before it was acknowledged)."""
+    leaves: bytes
+    """Leaf hashes of the entries present, from the index (or parsed from the data when the
+    index cannot be used), 32 bytes each: the tree this log's roots are computed from."""
+    data_leaves: bytes
+    """What the same entries' bytes hash to now (the index's hash where a record is unreadable)."""
+    damaged: tuple[EntryDamage, ...] = ()
+    missing_from: int | None = None
+    """First index entry whose record is not (wholly) in the data file: truncation."""
+    unindexed_records: int = 0
+    """Intact records after the last indexed one (written, never indexed: recovery indexes)."""
+    tail_offset: int = 0
+    tail_bytes: int = 0
+    """Bytes after the last intact record (a torn append: recovery sets them aside)."""
+    tail_problem: str | None = None
+    index_problem: str | None = None
+    """Why the index cannot be used as is (recovery rebuilds it from the data), if it cannot."""
+    data_problem: str | None = None
+    """Why ``entries.bin`` is not a log data file at all, if it is not."""
+    discarded: tuple[str, ...] = ()
+    """Files under ``discarded/`` (what recovery set aside earlier), as relative paths."""
+
+    @property
+    def entries(self) -> int:
+        """Entries present (indexed, with their record): the log's size as it reads now."""
+        return len(self.leaves) // HASH_SIZE
+
+
+class _Window:
+    """Reads of nearby byte ranges of a file, served from one large buffer."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd, self.size = fd, size
+        self._base, self._buffer = 0, b""
+
+    def read(self, offset: int, length: int) -> bytes:
+        end = offset + length
+        if offset < self._base or end > self._base + len(self._buffer):
+            want = max(length, _READ_CHUNK)
+            self._base, self._buffer = offset, _pread_exact(self._fd, want, offset)
+        start = offset - self._base
+        return self._buffer[start : start + length]
+
+
+def inspect_log(
+    folder: Path | str, visit: Callable[[int, bytes], None] | None = None
+) -> LogInspection:
+    """Read a log folder's files, change nothing, and say what is damaged or left over.
+
+    Walks every index entry against its record (under the shared lock, so no append is half
+    seen), then the bytes after the last indexed record as recovery would: intact records are
+    ``unindexed_records``, the rest is a torn tail. Without a usable index the data file is
+    parsed on its own. Every damaged entry is listed with the hash it should have. ``visit``
+    is called with (index, bytes) of every intact entry, unindexed records included.
+    """
+    folder = Path(folder)
+    lock_fd = None
+    with contextlib.suppress(OSError):
+        lock_fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
+    try:
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        return _inspect(folder, visit or _ignore)
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)  # releases the lock
+
+
+def _ignore(index: int, payload: bytes) -> None:
+    pass
+
+
+def _inspect(folder: Path, visit: Callable[[int, bytes], None]) -> LogInspection:
+    discarded = tuple(
+        sorted(
+            str(path.relative_to(folder))
+            for path in (folder / DISCARDED_FOLDER).glob("*")
+            if path.is_file()
+        )
+    )
+    try:
+        data_fd = os.open(folder / DATA_FILE, os.O_RDONLY)
+    except OSError as error:
+        return LogInspection(
+            0, 0, 0, b"", b"", data_problem=f"{DATA_FILE}: {error.strerror}", discarded=discarded
+        )
+    try:
+        data_size = os.fstat(data_fd).st_size
+        if _pread_exact(data_fd, len(DATA_MAGIC), 0) != DATA_MAGIC:
+            return LogInspection(
+                data_size,
+                0,
+                0,
+                b"",
+                b"",
+                data_problem=f"{DATA_FILE} does not start with {DATA_MAGIC!r}",
+                discarded=discarded,
+            )
+        index_problem: str | None
+        try:
+            index_raw = (folder / INDEX_FILE).read_bytes()
+        except OSError as error:
+            index_raw, index_problem = b"", f"{INDEX_FILE}: {error.strerror}"
+        else:
+            index_problem = (
+                None
+                if index_raw[: len(INDEX_MAGIC)] == INDEX_MAGIC
+                else f"{INDEX_FILE} does not start with {INDEX_MAGIC!r}"
+            )
+        window = _Window(data_fd, data_size)
+        if index_problem is None:
+            inspection = _inspect_indexed(window, index_raw[len(INDEX_MAGIC) :], visit)
+        else:
+            inspection = _inspect_unindexed(window, index_problem, visit)
+        return _with_discarded(inspection, discarded)
+    finally:
+        os.close(data_fd)
+
+
+def _with_discarded(inspection: LogInspection, discarded: tuple[str, ...]) -> LogInspection:
+    values = {name: getattr(inspection, name) for name in LogInspection.__dataclass_fields__}
+    values["discarded"] = discarded
+    return LogInspection(**values)
+
+
+def _inspect_indexed(
+    window: _Window, raw: bytes, visit: Callable[[int, bytes], None]
+) -> LogInspection:
+    count, partial = divmod(len(raw), _INDEX_ENTRY)
+    leaves, data_leaves = bytearray(), bytearray()
+    damaged: list[EntryDamage] = []
+    missing_from = None
+    expected_offset = _START
+    for number in range(count):
+        entry = raw[number * _INDEX_ENTRY : (number + 1) * _INDEX_ENTRY]
+        offset, expected = int.from_bytes(entry[:8], "big"), entry[8:]
+        following = (
+            int.from_bytes(
+                raw[(number + 1) * _INDEX_ENTRY : (number + 1) * _INDEX_ENTRY + 8], "big"
+            )
+            if number + 1 < count
+            else None
+        )
+        problems = []
+        if offset != expected_offset:
+            problems.append(
+                f"its index entry says byte {offset}, but entry {number - 1} ends at byte "
+                f"{expected_offset}"
+                if number
+                else f"its index entry says byte {offset}, not {_START}"
+            )
+        if offset + _HEADER > window.size:
+            missing_from = number
+            break
+        length = int.from_bytes(window.read(offset, _HEADER), "big")
+        spacing = None if following is None else following - offset - _HEADER - HASH_SIZE
+        if spacing is not None and spacing != length and 0 <= spacing <= MAX_ENTRY_SIZE:
+            problems.append(f"its record header says {length} bytes, the index's spacing {spacing}")
+            length = spacing
+        end = offset + _HEADER + length + HASH_SIZE
+        if length > MAX_ENTRY_SIZE or end > window.size:
+            if not problems:
+                missing_from = number
+                break
+            damaged.append(EntryDamage(number, offset, "; ".join(problems), expected, None))
+            leaves += expected
+            data_leaves += expected
+            expected_offset = following if following is not None else window.size
+            continue
+        body = window.read(offset + _HEADER, length + HASH_SIZE)
+        actual = leaf_hash(body[:length])
+        stored = body[length:]
+        if actual != expected:
+            problems.insert(
+                0,
+                f"its bytes hash to {actual.hex()}, not to the leaf hash its index entry holds",
+            )
+        elif stored != expected:
+            problems.append(
+                "the leaf hash stored after its bytes was changed (its bytes are intact)"
+            )
+        if problems:
+            damaged.append(EntryDamage(number, offset, "; ".join(problems), expected, actual))
+        if actual == expected:
+            visit(number, body[:length])
+        leaves += expected
+        data_leaves += actual
+        expected_offset = end
+    if missing_from is not None:
+        return LogInspection(
+            window.size,
+            count,
+            partial,
+            bytes(leaves),
+            bytes(data_leaves),
+            damaged=tuple(damaged),
+            missing_from=missing_from,
+            tail_offset=expected_offset,
+        )
+    scan = _scan_window(window, expected_offset, visit, count)
+    return LogInspection(
+        window.size,
+        count,
+        partial,
+        bytes(leaves),
+        bytes(data_leaves),
+        damaged=tuple(damaged),
+        unindexed_records=len(scan.offsets),
+        tail_offset=scan.stop,
+        tail_bytes=window.size - scan.stop,
+        tail_problem=scan.problem,
+    )
+
+
+def _inspect_unindexed(
+    window: _Window, index_problem: str, visit: Callable[[int, bytes], None]
+) -> LogInspection:
+    scan = _scan_window(window, _START, visit, 0)
+    leaves = b"".join(scan.leaves)
+    damaged: tuple[EntryDamage, ...] = ()
+    if scan.problem is not None and not scan.torn:
+        damaged = (EntryDamage(len(scan.offsets), scan.stop, scan.problem, b"", None),)
+    return LogInspection(
+        window.size,
+        0,
+        0,
+        leaves,
+        leaves,
+        damaged=damaged,
+        tail_offset=scan.stop,
+        tail_bytes=window.size - scan.stop,
+        tail_problem=scan.problem,
+        index_problem=index_problem,
+    )
+
+
+def _scan_window(
+    window: _Window, start: int, visit: Callable[[int, bytes], None], first: int
+) -> _Scan:
+    """Parse intact records from ``start`` (entry ``first``) until the end or a bad one."""
+    scan = _Scan([], [], start)
+    position = start
+    while position < window.size:
+        if position + _HEADER > window.size:
+            scan.problem, scan.torn = (
+                f"{window.size - position} bytes at byte {position} are not a whole record header",
+                True,
+            )
+            break
+        length = int.from_bytes(window.read(position, _HEADER), "big")
+        if length > MAX_ENTRY_SIZE:
+            scan.problem = f"record at byte {position} claims {length} bytes, over the limit"
+            break
+        end = position + _HEADER + length + HASH_SIZE
+        if end > window.size:
+            scan.problem = f"record at byte {position} claims {length} bytes but the file ends"
+            scan.torn = True
+            break
+        body = window.read(position + _HEADER, length + HASH_SIZE)
+        computed = leaf_hash(body[:length])
+        if body[length:] != computed:
+            scan.problem = f"record at byte {position} does not match its stored leaf hash"
+            break
+        visit(first + len(scan.offsets), body[:length])
+        scan.offsets.append(position)
+        scan.leaves.append(computed)
+        position = scan.stop = end
+    return scan

@@ -4,13 +4,23 @@ Layout: ``<home>/elections/<id>/stations.parquet`` and ``meta.json``. The catalo
 ``meta.json`` files (no second index that could drift). Writes go to a staging folder that is
 renamed into place in one step, so a failed or interrupted import leaves nothing behind, and
 re-importing the same numbers under the same id changes nothing.
+
+A replacement takes two renames: the old folder to ``.trash-<id>-<token>``, then the staging
+folder ``.staging-<id>-<token>`` to ``<id>``. If the process dies between them, the next use of
+the store (listing, loading, saving) renames the old folder back, so an election never vanishes
+from the catalogue: the replacement was never acknowledged and did not happen. A trash folder
+beside a complete ``<id>`` is the old copy of a finished replacement and is removed, as are
+staging folders of dead saves (the one paired with a rolled-back trash folder at once, others
+once they are :data:`STALE_STAGING` seconds old, so a save in progress is left alone).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +36,10 @@ from pollwatch.results.model import Election, ElectionMeta, make_election, simul
 __all__ = ["CatalogueEntry", "ElectionStore"]
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+_STAGING = ".staging-"
+_TRASH = ".trash-"
+STALE_STAGING = 3600.0
+"""Seconds after which a staging folder without a living save is a leftover of a dead one."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +87,48 @@ class ElectionStore:
     def _folder(self, election_id: str) -> Path:
         return self.root / check_election_id(election_id)
 
+    def recover(self) -> list[str]:
+        """Undo replacements killed between their two renames; returns the ids brought back.
+
+        Also removes what dead saves left: the old copy beside a finished replacement, the
+        staging folder of a rolled-back one, and staging folders older than
+        :data:`STALE_STAGING`. Every public method calls it first.
+        """
+        restored: list[str] = []
+        try:
+            names = sorted(path.name for path in self.root.iterdir())
+        except OSError:
+            return restored
+        for name in names:
+            if not name.startswith(_TRASH):
+                continue
+            election_id, _, token = name[len(_TRASH) :].rpartition("-")
+            trash, folder = self.root / name, self.root / election_id
+            if not election_id or election_id.startswith("."):
+                continue
+            if (folder / "meta.json").is_file():
+                shutil.rmtree(trash, ignore_errors=True)  # the replacement finished
+            elif (trash / "meta.json").is_file() and not folder.exists():
+                try:
+                    os.replace(trash, folder)
+                except OSError:
+                    continue  # a living save got there first: it owns both folders
+                restored.append(election_id)
+                shutil.rmtree(self.root / f"{_STAGING}{election_id}-{token}", ignore_errors=True)
+        now = time.time()
+        for name in names:
+            path = self.root / name
+            if name.startswith(_STAGING):
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > STALE_STAGING:
+                        shutil.rmtree(path, ignore_errors=True)
+        return restored
+
     def __contains__(self, election_id: object) -> bool:
-        return isinstance(election_id, str) and (self.root / election_id / "meta.json").is_file()
+        if not isinstance(election_id, str):
+            return False
+        self.recover()
+        return (self.root / election_id / "meta.json").is_file()
 
     def save(
         self, election: Election, *, replace: bool = False
@@ -82,6 +136,7 @@ class ElectionStore:
         """Store an election atomically; idempotent for the same numbers under the same id."""
         folder = self._folder(election.id)
         digest = election.content_digest()
+        self.recover()
         if (folder / "meta.json").is_file():
             existing = self._read_meta_json(election.id)
             if existing.get("content_digest") == digest:
@@ -92,7 +147,8 @@ class ElectionStore:
                     hint="import under another id (--id) or pass --replace",
                 )
         self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".staging-{election.id}-{uuid.uuid4().hex[:8]}"
+        token = uuid.uuid4().hex[:8]
+        staging = self.root / f"{_STAGING}{election.id}-{token}"
         try:
             staging.mkdir()
             election.stations.write_parquet(staging / "stations.parquet", compression="zstd")
@@ -107,9 +163,16 @@ class ElectionStore:
                 json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
             )
             if folder.exists():
-                trash = self.root / f".trash-{election.id}-{uuid.uuid4().hex[:8]}"
+                # The old folder keeps a name recover() knows until the new one is in place.
+                trash = self.root / f"{_TRASH}{election.id}-{token}"
                 os.replace(folder, trash)
-                os.replace(staging, folder)
+                try:
+                    os.replace(staging, folder)
+                except BaseException:
+                    if not folder.exists():
+                        with contextlib.suppress(OSError):
+                            os.replace(trash, folder)
+                    raise
                 shutil.rmtree(trash, ignore_errors=True)
                 return "replaced"
             os.replace(staging, folder)
@@ -126,6 +189,7 @@ class ElectionStore:
 
     def _read_meta_json(self, election_id: str) -> dict[str, Any]:
         path = self._folder(election_id) / "meta.json"
+        self.recover()
         if not path.is_file():
             known = ", ".join(e.id for e in self.list()) or "none yet"
             raise StoreError(
@@ -160,6 +224,7 @@ class ElectionStore:
         """Every stored election, sorted by id."""
         if not self.root.is_dir():
             return []
+        self.recover()
         entries = []
         for folder in sorted(self.root.iterdir()):
             if folder.name.startswith(".") or not (folder / "meta.json").is_file():
@@ -194,6 +259,7 @@ class ElectionStore:
     def delete(self, election_id: str) -> None:
         """Remove a stored election."""
         folder = self._folder(election_id)
+        self.recover()
         if not folder.exists():
             raise StoreError(
                 f"no election {election_id!r} in the store", hint="see 'pollwatch list'"

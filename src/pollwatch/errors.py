@@ -9,7 +9,8 @@ Hierarchy::
     │   ├── ColumnError            a required column is missing or unknown
     │   ├── CountError             a cell holds a non-numeric or negative count
     │   ├── MappingError           a mapping file is invalid (typo, unknown key, bad type)
-    │   └── SchemaError            a document fails its schema (NIST SP 1500-100)
+    │   ├── SchemaError            a document fails its schema (NIST SP 1500-100)
+    │   └── LimitError             a file is larger than a configured limit allows (bytes, rows)
     ├── StoreError                 the local store refuses (unknown election, conflict)
     ├── DatasetError               a public dataset cannot be fetched or fails its checksum
     ├── RegistryError              an unknown importer / method / dataset name
@@ -33,6 +34,7 @@ __all__ = [
     "EvidenceError",
     "FormatError",
     "InputError",
+    "LimitError",
     "MappingError",
     "PolicyError",
     "PollwatchError",
@@ -109,6 +111,24 @@ class MappingError(InputError):
 
 class SchemaError(InputError):
     """A document fails validation against its published schema."""
+
+
+class LimitError(InputError):
+    """A file is larger than a configured limit allows: upload or unpacked bytes, compression
+    ratio, rows or columns. ``setting`` names the limit (a :class:`~pollwatch.settings.Settings`
+    field); the hint says how to raise it. The dashboard answers it with HTTP 413.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        setting: str,
+        path: str | Path | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.setting = setting
+        super().__init__(message, path=path, hint=hint)
 
 
 class StoreError(PollwatchError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -20,6 +21,8 @@ import platformdirs
 from pollwatch.errors import SettingsError
 
 __all__ = ["FIELDS", "Settings", "load_settings"]
+
+_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,18 @@ class Settings:
         download: whether datasets missing from mirror and cache may be downloaded.
         actor: who is acting, as recorded in the evidence custody log (default: the login name).
         timestamp_authorities: RFC 3161 time-stamp authority URLs that checkpoints are sent to.
+        upload_max_bytes: the largest request body the dashboard accepts for an import.
+        import_max_unpacked_bytes: the most bytes an importer holds of one source file, after
+            unpacking a zip or gzip member (a plain file counts as it is).
+        import_max_compression_ratio: the most a zip or gzip member may grow when unpacked
+            (unpacked bytes over compressed bytes, checked past the first MiB).
+        import_max_rows: the most data rows a results table may have.
+        import_max_columns: the most columns a results table may have.
+        import_max_cells: the most cells (rows times columns) a results table may have; what
+            bounds an import's memory (about 65 bytes a cell at the peak).
+        import_workers: how many worker processes the dashboard runs imports in.
+        import_wait_seconds: how long an import request waits for its job before answering
+            with the job to poll (``202``) instead of the election (``201``).
         config_file: the TOML file the other values were read from, if any.
     """
 
@@ -42,6 +57,14 @@ class Settings:
     download: bool = True
     actor: str = ""
     timestamp_authorities: tuple[str, ...] = ()
+    upload_max_bytes: int = 256 * _MIB
+    import_max_unpacked_bytes: int = 512 * _MIB
+    import_max_compression_ratio: float = 100.0
+    import_max_rows: int = 5_000_000
+    import_max_columns: int = 1_000
+    import_max_cells: int = 50_000_000
+    import_workers: int = 1
+    import_wait_seconds: float = 30.0
     config_file: Path | None = None
 
     @property
@@ -102,6 +125,46 @@ FIELDS: dict[str, tuple[str, str, str]] = {
         "timestamp_authorities",
         "RFC 3161 time-stamp authority URLs for checkpoints (comma-separated in the variable)",
     ),
+    "upload_max_bytes": (
+        "POLLWATCH_UPLOAD_MAX_BYTES",
+        "upload_max_bytes",
+        "largest request body the dashboard accepts for an import (bytes, or e.g. 256MiB)",
+    ),
+    "import_max_unpacked_bytes": (
+        "POLLWATCH_IMPORT_MAX_UNPACKED_BYTES",
+        "import_max_unpacked_bytes",
+        "most bytes an importer reads of one source file after unpacking zip or gzip",
+    ),
+    "import_max_compression_ratio": (
+        "POLLWATCH_IMPORT_MAX_COMPRESSION_RATIO",
+        "import_max_compression_ratio",
+        "most a zip or gzip member may grow when unpacked (unpacked / compressed bytes)",
+    ),
+    "import_max_rows": (
+        "POLLWATCH_IMPORT_MAX_ROWS",
+        "import_max_rows",
+        "most data rows a results table may have",
+    ),
+    "import_max_columns": (
+        "POLLWATCH_IMPORT_MAX_COLUMNS",
+        "import_max_columns",
+        "most columns a results table may have",
+    ),
+    "import_max_cells": (
+        "POLLWATCH_IMPORT_MAX_CELLS",
+        "import_max_cells",
+        "most cells (rows x columns) a results table may have; bounds an import's memory",
+    ),
+    "import_workers": (
+        "POLLWATCH_IMPORT_WORKERS",
+        "import_workers",
+        "worker processes the dashboard runs imports in",
+    ),
+    "import_wait_seconds": (
+        "POLLWATCH_IMPORT_WAIT_SECONDS",
+        "import_wait_seconds",
+        "how long an import request waits for its job before answering 202 with the job",
+    ),
     "config_file": ("POLLWATCH_CONFIG", "-", "path of the TOML config file"),
 }
 
@@ -118,6 +181,50 @@ def _parse_bool(value: Any, where: str) -> bool:
     if text in _FALSE:
         return False
     raise SettingsError(f"{where}: {value!r} is not a boolean", hint="use true or false")
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def _parse_size(value: Any, where: str) -> int:
+    """A byte count: an integer, or a number with a unit (``512MiB``, ``1 GB``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+        if match is None or match.group(2).lower() not in _SIZE_UNITS:
+            raise SettingsError(
+                f"{where}: {value!r} is not a size in bytes",
+                hint="give a whole number of bytes or a size like 256MiB or 1GB",
+            )
+        number, unit = float(match.group(1)), match.group(2).lower()
+    size = int(number * _SIZE_UNITS[unit])
+    if size < 1:
+        raise SettingsError(f"{where}: {value!r} must be at least 1 byte")
+    return size
+
+
+def _parse_number(value: Any, where: str, *, minimum: float, integer: bool) -> Any:
+    """A number no smaller than ``minimum`` (a whole number where ``integer``)."""
+    what = "a whole number" if integer else "a number"
+    if isinstance(value, bool):
+        raise SettingsError(f"{where}: {value!r} is not {what}")
+    try:
+        number: float = int(str(value).strip().replace("_", "")) if integer else float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: {value!r} is not {what}") from None
+    if not number >= minimum:  # also refuses NaN
+        raise SettingsError(f"{where}: {value!r} must be at least {minimum:g}")
+    return number
 
 
 def default_config_file() -> Path:
@@ -213,6 +320,22 @@ def load_settings(
         for url in tsa_urls:
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(f"{where}: {url!r} is not an http(s) URL")
+    limits: dict[str, Any] = {}
+    for name in ("upload_max_bytes", "import_max_unpacked_bytes"):
+        picked = pick(name)
+        if picked is not None:
+            limits[name] = _parse_size(*picked)
+    for name, minimum, integer in (
+        ("import_max_compression_ratio", 1.0, False),
+        ("import_max_rows", 1, True),
+        ("import_max_columns", 2, True),
+        ("import_max_cells", 2, True),
+        ("import_workers", 1, True),
+        ("import_wait_seconds", 0.0, False),
+    ):
+        picked = pick(name)
+        if picked is not None:
+            limits[name] = _parse_number(*picked, minimum=minimum, integer=integer)
     return Settings(
         home=home,
         data_mirror=mirror,
@@ -220,6 +343,7 @@ def load_settings(
         actor=actor,
         timestamp_authorities=tsa_urls,
         config_file=config_path,
+        **limits,
     )
 
 

@@ -23,7 +23,7 @@ from pollwatch import __version__
 from pollwatch.errors import DatasetError, PollwatchError
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.datasets import DATASETS, Dataset, fetch, import_dataset, locate
-from pollwatch.results.importers import all_importers, import_file
+from pollwatch.results.importers import ImportLimits, all_importers, import_file
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings, load_settings
@@ -195,6 +195,7 @@ def import_command(
                 mapping=Path(mapping) if mapping else None,
                 options=_parse_options(option or []) or None,
                 election_id=election_id,
+                limits=ImportLimits.from_settings(state.settings),
             )
     _save(state, election, replace)
     report = check_protocols(election)

@@ -28,6 +28,7 @@ from pathlib import Path
 from pollwatch.errors import DatasetError
 from pollwatch.registry import Registry
 from pollwatch.results.importers.base import import_file
+from pollwatch.results.importers.limits import ImportLimits
 from pollwatch.results.model import Election
 from pollwatch.settings import Settings
 
@@ -204,5 +205,6 @@ def import_dataset(
         mapping=mapping,
         options=dict(dataset.options) or None,
         election_id=dataset.name,
+        limits=ImportLimits.from_settings(settings),
     )
     return election

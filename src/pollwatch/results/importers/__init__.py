@@ -8,9 +8,11 @@ from pollwatch.results.importers.base import (
     get_importer,
     import_file,
 )
+from pollwatch.results.importers.limits import ImportLimits
 
 __all__ = [
     "IMPORTERS",
+    "ImportLimits",
     "Importer",
     "all_importers",
     "detect_importer",

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 from pollwatch.errors import FormatError, PollwatchError
 from pollwatch.registry import Registry
+from pollwatch.results.importers.limits import ImportLimits, Progress, applied, report_progress
 from pollwatch.results.model import Election
 
 __all__ = [
@@ -136,12 +137,30 @@ def import_file(
     mapping: Path | None = None,
     options: Mapping[str, str] | None = None,
     election_id: str | None = None,
+    limits: ImportLimits | None = None,
+    progress: Progress | None = None,
 ) -> Election:
     """Read one source file with the named importer, or the detected one.
 
     With ``mapping`` and no importer name, the generic mapping importer is used;
-    ``election_id`` replaces the id the importer chose.
+    ``election_id`` replaces the id the importer chose. The read stays within ``limits``
+    (default: the built-in ones; ``ImportLimits.from_settings(settings)`` for configured ones)
+    and tells ``progress(stage, fraction)`` how far it is. An election without stations is
+    refused.
     """
+    with applied(limits, progress):
+        election = _import_file(path, importer, mapping, options)
+    if election_id is not None:
+        election = election.replace_meta(id=election_id)
+    return election
+
+
+def _import_file(
+    path: Path,
+    importer: str | None,
+    mapping: Path | None,
+    options: Mapping[str, str] | None,
+) -> Election:
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "file not found"
@@ -153,9 +172,14 @@ def import_file(
         raise PollwatchError(
             f"importer {chosen.name!r} needs a mapping file", hint="pass --mapping FILE"
         )
+    report_progress("reading", 0.0)
     election = chosen.read(path, mapping=mapping, options=options)
-    if election_id is not None:
-        election = election.replace_meta(id=election_id)
+    if len(election) == 0:
+        raise FormatError(
+            f"no stations in {path}: importer {chosen.name!r} found no polling-station rows",
+            hint="check the file holds results by station (and the options or mapping)",
+        )
+    report_progress("read", 1.0)
     return election
 
 

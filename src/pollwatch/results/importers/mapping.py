@@ -48,10 +48,13 @@ import polars as pl
 
 from pollwatch.errors import FormatError, MappingError, PollwatchError
 from pollwatch.results.importers._tables import (
+    check_archive_members,
+    check_table_shape,
     parse_counts,
     read_csv_table,
     read_source_bytes,
     sha256_file,
+    table_row_budget,
 )
 from pollwatch.results.importers.base import IMPORTERS, Example, Importer, check_options, slugify
 from pollwatch.results.model import (
@@ -869,10 +872,19 @@ def _read_table(path: Path, source: SourceSpec) -> tuple[pl.DataFrame, str, int]
             data, where = read_source_bytes(
                 path, member=source.member, member_suffixes=_EXCEL_SUFFIXES
             )
+        # calamine unpacks the workbook by itself: check what its parts declare first.
+        check_archive_members(data, where)
         return _read_excel(data, where, source), where, source.skip_rows + 2
     data, where = read_source_bytes(path, member=source.member, member_suffixes=(".parquet",))
     try:
+        import pyarrow.parquet as pq  # only Parquet sources need it
+
+        # The footer says how many rows and columns there are, before any page is unpacked.
+        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        check_table_shape(metadata.num_rows, metadata.num_columns, where)
         frame = pl.read_parquet(io.BytesIO(data))
+    except PollwatchError:
+        raise
     except Exception as exc:  # pyarrow and polars raise many kinds; all mean "not parquet"
         raise FormatError(
             f"not a readable Parquet file ({str(exc).splitlines()[0][:200] if str(exc) else exc})",
@@ -919,7 +931,11 @@ def _read_excel(data: bytes, where: str, source: SourceSpec) -> pl.DataFrame:
         frame = pl.read_excel(
             io.BytesIO(data),
             engine="calamine",
-            read_options={"header_row": source.skip_rows, "dtypes": "string"},
+            read_options={
+                "header_row": source.skip_rows,
+                "dtypes": "string",
+                "n_rows": table_row_budget(1),
+            },
             **sheet,
         )
     except Exception as exc:  # fastexcel raises its own error classes; all mean "cannot read"
@@ -931,6 +947,7 @@ def _read_excel(data: bytes, where: str, source: SourceSpec) -> pl.DataFrame:
         ) from None
     if not isinstance(frame, pl.DataFrame):  # pragma: no cover - one sheet is asked for
         raise FormatError("more than one sheet read", path=where, hint="name one source.sheet")
+    check_table_shape(frame.height, frame.width, where)
     return frame.select(pl.all().cast(pl.String))
 
 

@@ -61,7 +61,44 @@ function pollwatchEmbedCharts() {
   });
 }
 
+/* The import job page (/jobs/{id}): poll the job until it ends, then open the election or
+   show the error. */
+function pollwatchFollowJob(node) {
+  var url = node.getAttribute("data-poll");
+  var bar = document.getElementById("job-progress");
+  var stage = document.getElementById("job-stage");
+  function show(job) {
+    bar.value = job.progress;
+    stage.textContent = job.stage;
+    node.setAttribute("data-state", job.state);
+    if (job.state === "done") {
+      window.location.assign(job.result.url);
+    } else if (job.state === "failed") {
+      var error = document.createElement("p");
+      error.id = "error";
+      error.className = "error";
+      error.setAttribute("role", "alert");
+      error.textContent = job.error;
+      var note = document.getElementById("job-result");
+      if (note) note.remove();
+      node.appendChild(error);
+    } else {
+      window.setTimeout(poll, 500);
+    }
+  }
+  function poll() {
+    fetch(url, {headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.json(); })
+      .then(show)
+      .catch(function () { window.setTimeout(poll, 2000); });
+  }
+  var state = node.getAttribute("data-state");
+  if (state === "queued" || state === "running") poll();
+}
+
 document.addEventListener("DOMContentLoaded", function () {
+  var job = document.getElementById("job");
+  if (job) pollwatchFollowJob(job);
   document.querySelectorAll("table.sortable th[data-sort]").forEach(function (th) {
     th.addEventListener("click", function () { pollwatchSortTable(th.closest("table"), th); });
   });

@@ -19,7 +19,7 @@ FORBIDDEN = {
     "video": {"cli", "web", "results", "forensics", "reports", "calibration"},
     "web": {"cli"},
 }
-CORE_MODULES = {"settings", "errors", "registry", "environment"}
+CORE_MODULES = {"settings", "errors", "registry", "environment", "spreadsheet"}
 
 
 def imported_pollwatch_modules(path: Path) -> set[str]:

@@ -98,7 +98,7 @@ def test_audit_is_for_admin_commission_and_lawyer_only(site: Site) -> None:
     for user in ("root", "carl", "lena"):
         assert site.client(NATIONAL, user).get("/api/audit/denied").status_code == 200
     missing = site.client(NATIONAL, "root").get("/api/audit/watched")
-    assert missing.status_code == 400 and "name the station" in missing.json()["error"]
+    assert missing.status_code == 422 and "station" in missing.json()["error"]
 
 
 def test_time_filters(site: Site) -> None:

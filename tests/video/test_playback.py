@@ -68,6 +68,7 @@ def _fill(path: str, sha256: str) -> str:
         "station_id": "N-1",
         "election_id": "none",
         "name": "none",
+        "job_id": "none",
     }
     for key, value in values.items():
         path = path.replace("{" + key + "}", value).replace("{" + key + ":path}", value)

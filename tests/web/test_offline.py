@@ -192,11 +192,29 @@ def check_docs_rendered(page: Any, template: str, operations: int, visit: Visit)
         visit.not_rendered.append(f"did not render the API title: {heading!r}")
 
 
+def finished_import_job(base_url: str, web_store: WebStore) -> str:
+    """The id of an import job (``/jobs/{job_id}``) that has ended: an example file, uploaded."""
+    import httpx
+
+    from pollwatch.results.importers import get_importer
+
+    example = get_importer("russia-cec").example(web_store.settings.home / "offline-upload")
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        answer = client.post(
+            "/api/elections/import",
+            files={"file": (example.path.name, example.path.read_bytes())},
+            data={"id": "offline-upload"},
+        )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["job"])
+
+
 def test_every_page_loads_offline(
     browser: Any, base_url: str, web_store: WebStore, video_station: str
 ) -> None:
     station_id = str(web_store.election.stations["station_id"][0])
     values = {"election_id": ELECTION_ID, "station_id": station_id, "station": video_station}
+    values["job_id"] = finished_import_job(base_url, web_store)
     templates = page_routes(web_store)
     # the enumeration must find the pages we know of, or it checks nothing
     known = {"/", "/docs", "/redoc", "/elections/{election_id}", "/video", "/video/{station:path}"}

@@ -19,6 +19,7 @@ from rich.table import Table
 from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.settings import Settings
+from pollwatch.spreadsheet import neutralise_row
 from pollwatch.video.accounts import (
     ANONYMOUS,
     ROLES,
@@ -242,7 +243,7 @@ def _audit_output(rows: list[dict[str, Any]], columns: list[str], as_csv: bool) 
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(neutralise_row(row) for row in rows)  # no cell runs as a formula
         return
     table = Table(*columns)
     for row in rows:
@@ -307,4 +308,5 @@ def audit_denied(
         end=parse_time(end) if end else None,
     )
     columns = ["time", "user", "role", "address", "station", "segment", "copy", "reason"]
+    columns.append("suppressed")  # a rate-limited row: the denials it stands for
     _audit_output([r.to_dict() for r in rows], columns, as_csv)

@@ -24,6 +24,7 @@ from rich.table import Table
 from pollwatch.errors import EvidenceError, VideoError
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.settings import Settings
+from pollwatch.video.folders import private_folder
 from pollwatch.video.manifest import (
     CameraSource,
     StationManifest,
@@ -217,6 +218,7 @@ def simulate_camera_command(
         name = f"testsrc2-{width}x{height}-{fps}fps-{bitrate}-kf{keyframe:g}-{seconds:g}s.ts"
         clip = settings.video_dir / "clips" / name
         if not clip.is_file():
+            private_folder(clip.parent)  # <home>/video is 0700 whoever makes it first
             err_console.print(f"encoding the test clip {clip} (once)")
             generate_clip(
                 clip,

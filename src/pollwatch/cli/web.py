@@ -37,11 +37,14 @@ def serve_command(
     import uvicorn
 
     from pollwatch.web.app import create_app
-    from pollwatch.web.server import server_config
+    from pollwatch.web.server import configure_access_log, server_config
 
-    app = create_app(_settings(ctx))
+    settings = _settings(ctx)
+    app = create_app(settings)
+    access_log = configure_access_log(settings.home)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"pollwatch dashboard: http://{shown}:{port}/  (API docs: /docs; Ctrl+C stops)")
+    console.print(f"access log: {access_log}", style="dim")
     uvicorn.Server(server_config(app, host=host, port=port)).run()
 
 

@@ -11,7 +11,10 @@ Modules:
   localhost (tests, demos, benchmarks).
 * :mod:`.accounts` and :mod:`.policy`: local accounts, roles, sessions and API tokens, and the
   declarative playback policy (deny by default).
+* :mod:`.throttle`: failed logins lock an account name and an address for a while.
+* :mod:`.custody`: the access and denial entries the web app writes, bounded and rate-limited.
 * :mod:`.audit`: who watched what, from where, and what was denied, read from the custody log.
+* :mod:`.folders`: ``<home>/video`` and its folders are created 0700.
 * :mod:`.privacy`: irreversible face blurring of public copies (CenterFace via onnxruntime).
 * :mod:`.retention`: storage per station and day, court bundles for a station and time window.
 """

@@ -9,7 +9,8 @@ and the command line can use the file at the same time.
   (:func:`hmac.compare_digest`). The stored form is ``scrypt$n$r$p$<salt>$<key>`` (base64), so
   the parameters can be raised later without invalidating old hashes.
 * A failed login costs the same whether or not the user exists (a dummy hash is checked), and
-  says only "wrong user name or password".
+  says only "wrong user name or password"; the web app throttles failed logins per account
+  name and per address (:mod:`.throttle`).
 * Web sessions are 32 random bytes (:func:`secrets.token_urlsafe`) handed to the browser as a
   cookie; only their SHA-256 is stored, with an expiry (default 8 hours).
 * API tokens are 32 random bytes too, shown once when created, stored as their SHA-256 and
@@ -38,6 +39,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pollwatch.errors import VideoError
+
+from .folders import private_folder
 
 __all__ = [
     "ANONYMOUS",
@@ -222,7 +225,7 @@ class AccountStore:
         self.folder = Path(folder)
         self.path = self.folder / ACCOUNTS_FILE
         try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_folder(self.folder, tighten=True)
             if not self.path.exists():
                 descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
                 os.close(descriptor)

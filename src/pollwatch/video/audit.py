@@ -13,7 +13,10 @@ Three views:
 * :meth:`AuditLog.by_origin`: viewings counted by origin network and role; an address is
   grouped under the policy's first named network that holds it, else its /24 (IPv4) or /48
   (IPv6) prefix; addresses that are not IP addresses (``local:<host>``) stay as they are;
-* :meth:`AuditLog.denied`: the denials (who, from where, which rule).
+* :meth:`AuditLog.denied`: the denials (who, from where, which rule). A row with reason
+  ``rate-limited`` stands for the denials of one client that were counted but not written in
+  full (:mod:`.custody`): ``suppressed`` says how many; it matches a station filter when any
+  of them was for that station.
 
 Who may see them: :data:`AUDIT_ROLES`. Each takes an optional time window ``[start, end)``
 over the entry's ``time``.
@@ -29,6 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pollwatch.evidence.archive import EvidenceArchive
+
+from .custody import RATE_LIMITED
 
 __all__ = ["AUDIT_ROLES", "AuditLog", "OriginRow", "Viewing", "origin_network"]
 
@@ -53,6 +58,10 @@ class Viewing:
     copy: str
     range: str
     reason: str
+    #: Denials this row stands for beyond itself (a ``rate-limited`` summary), else 0.
+    suppressed: int = 0
+    #: The stations a summary row covers (empty for a single entry: see ``station``).
+    stations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +77,7 @@ class Viewing:
             "copy": self.copy,
             "range": self.range,
             "reason": self.reason,
+            "suppressed": self.suppressed,
         }
 
 
@@ -140,6 +150,7 @@ class AuditLog:
                 if not (action == "denied" or (action == "access" and reason == "playback")):
                     continue
                 details = entry.get("details") or {}
+                summarised = details.get("stations") if reason == RATE_LIMITED else None
                 self._entries.append(
                     Viewing(
                         index=index,
@@ -154,6 +165,8 @@ class AuditLog:
                         copy=str(details.get("copy", "")),
                         range=str(details.get("range", "")),
                         reason=reason,
+                        suppressed=int(details.get("suppressed", 0) or 0),
+                        stations=tuple(summarised) if isinstance(summarised, dict) else (),
                     )
                 )
 
@@ -171,7 +184,7 @@ class AuditLog:
         for viewing in self._entries:
             if action is not None and viewing.action != action:
                 continue
-            if station is not None and viewing.station != station:
+            if station is not None and station not in (viewing.stations or (viewing.station,)):
                 continue
             if start is not None or end is not None:
                 moment = _moment(viewing.time)

@@ -68,6 +68,7 @@ from typing import IO, Any
 
 from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
+from pollwatch.video.folders import private_folder
 from pollwatch.video.manifest import CameraSource, check_id, redact_url
 from pollwatch.video.segments import GAP_TOLERANCE, VideoIndex, format_time, parse_time
 from pollwatch.video.simulator import ffmpeg_path, ffprobe_path
@@ -327,7 +328,7 @@ class _CameraWorker:
         self.notice("event", event, **details)
 
     def lock(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)  # <home>/video and the spool: 0700 (.folders)
         handle = (self.folder / ".lock").open("a", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -23,28 +23,30 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pollwatch import __version__
-from pollwatch.errors import PollwatchError, StoreError
+from pollwatch.errors import LimitError, PollwatchError, StoreError
 from pollwatch.forensics.base import MethodResult
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.reports.html import render_report
 from pollwatch.results.checks import QualityReport, check_protocols
 from pollwatch.results.datasets import DATASETS, import_dataset
-from pollwatch.results.importers import import_file
+from pollwatch.results.importers import ImportLimits
 from pollwatch.results.importers.mapping import shipped_mappings
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore, check_election_id
@@ -52,6 +54,11 @@ from pollwatch.settings import Settings, load_settings
 
 from . import video as video_routes
 from . import views
+from .access_log import AccessLog
+from .jobs import ImportJobs, ImportOrder, JobsBusy
+from .origin import require_same_origin
+from .responses import CSV, errors
+from .uploads import UploadLimit
 
 __all__ = ["create_app"]
 
@@ -65,6 +72,15 @@ _REDOC_POLICY = "img-src 'self' data: blob:"
 _TEMPLATES = Path(str(resources.files("pollwatch.web").joinpath("templates")))
 
 Format = Literal["json", "csv"]
+
+#: The routes that take uploads (capped at ``Settings.upload_max_bytes`` as they arrive).
+_IMPORT_PATHS = frozenset({"/elections/import", "/api/elections/import"})
+#: How long the browser form waits for an import before showing the job's progress page.
+_FORM_WAIT_SECONDS = 3.0
+#: The API's answer for an import still running when the wait is over.
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "the import is still running: poll the job (GET /api/jobs/{job})"}
+}
 
 
 class NotFound(Exception):
@@ -161,8 +177,10 @@ def _csv(rows: list[dict[str, Any]], name: str) -> Response:
 
 
 def _safe_name(name: str) -> str:
+    """A file name to save an upload under: no folders, no leading dots ("." and ".." too)."""
     base = Path(name or "upload").name
-    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:100] or "upload"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", base)[:100]
+    return re.sub(r"^\.+", lambda dots: "_" * len(dots.group()), safe) or "upload"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -182,18 +200,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Election forensics dashboard and JSON API over the local store.",
         static_url=_DOCS_STATIC,
         redoc_url=None,
+        # Every POST a browser form can send must come from this site (pollwatch.web.origin).
+        dependencies=[Depends(require_same_origin)],
     )
+    app.add_middleware(AccessLog)  # one line per request (pollwatch.web.access_log)
     app.state.catalogue = catalogue
+    # Imports run in worker processes (pollwatch.web.jobs); uploads are capped as they arrive.
+    jobs = ImportJobs(settings.import_workers, on_stored=catalogue.forget)
+    app.state.jobs = jobs
+    app.add_middleware(UploadLimit, paths=_IMPORT_PATHS, max_bytes=settings.upload_max_bytes)
 
     def page(
         request: Request, name: str, context: dict[str, Any], status_code: int = 200
     ) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
-    def error(request: Request, status: int, message: str) -> Response:
+    def error(
+        request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> Response:
         if _is_api(request):
-            return JSONResponse({"error": message}, status_code=status)
-        return page(request, "error.html", {"message": message, "status": status}, status)
+            return JSONResponse({"error": message}, status_code=status, headers=headers)
+        answer = page(request, "error.html", {"message": message, "status": status}, status)
+        answer.headers.update(headers or {})
+        return answer
 
     # --- errors -----------------------------------------------------------------------------
     @app.exception_handler(NotFound)
@@ -206,7 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(PollwatchError)
     async def _pollwatch(request: Request, exc: PollwatchError) -> Response:
-        return error(request, 400, exc.one_line())
+        return error(request, 413 if isinstance(exc, LimitError) else 400, exc.one_line())
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -221,7 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = f"no page at {request.url.path}"
-        return error(request, exc.status_code, message)
+        return error(request, exc.status_code, message, exc.headers)  # e.g. Allow with a 405
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -339,14 +368,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalogue.forget(election.id)
         return election.id
 
-    def import_upload(
+    def save_upload(
         file: UploadFile,
         format: str | None,
         mapping: UploadFile | str | None,
         election_id: str | None,
-    ) -> str:
-        with tempfile.TemporaryDirectory(prefix="pollwatch-upload-") as folder:
-            target = Path(folder) / _safe_name(file.filename or "upload")
+    ) -> ImportOrder:
+        """Copy the upload (spooled by the form parser) into a private folder for its job."""
+        folder = Path(tempfile.mkdtemp(prefix="pollwatch-upload-"))
+        try:
+            target = folder / _safe_name(file.filename or "upload")
             with target.open("wb") as out:
                 shutil.copyfileobj(file.file, out)
             mapping_path: Path | None = None
@@ -360,25 +391,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     )
                 mapping_path = Path(name)
             elif mapping is not None and not isinstance(mapping, str) and mapping.filename:
-                mapping_path = Path(folder) / ("mapping-" + _safe_name(mapping.filename))
+                mapping_path = folder / ("mapping-" + _safe_name(mapping.filename))
                 with mapping_path.open("wb") as out:
                     shutil.copyfileobj(mapping.file, out)
-            try:
-                election = import_file(
-                    target,
-                    importer=format or None,
-                    mapping=mapping_path,
-                    election_id=election_id or None,
-                )
-            except PollwatchError as exc:
-                # The temporary folder means nothing to the user: name the uploaded file.
-                raise PollwatchError(exc.one_line().replace(f"{folder}/", "")) from None
-            return store_election(election)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return ImportOrder(
+            folder=folder,
+            upload=target,
+            upload_name=target.name,
+            importer=format or None,
+            mapping=mapping_path,
+            election_id=election_id or None,
+            elections_dir=settings.elections_dir,
+            limits=ImportLimits.from_settings(settings),
+        )
 
-    def upload_failed(request: Request, message: str, json_only: bool) -> Response:
+    def upload_failed(
+        request: Request, message: str, json_only: bool, status: int = 400
+    ) -> Response:
         if json_only or _is_api(request):
-            return JSONResponse({"error": message}, status_code=400)
-        return catalogue_page(request, message, 400)
+            return JSONResponse({"error": message}, status_code=status)
+        return catalogue_page(request, message, status)
 
     async def handle_import(
         request: Request,
@@ -387,14 +422,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mapping: UploadFile | str | None,
         election_id: str | None,
         json_only: bool,
+        wait: float,
     ) -> Response:
+        """Start an import job; answer with its outcome if it ends within ``wait`` seconds."""
         try:
-            new_id = import_upload(file, format, mapping, election_id)
+            order = await run_in_threadpool(save_upload, file, format, mapping, election_id)
+            job_id = jobs.submit(order)
         except PollwatchError as exc:
             return upload_failed(request, exc.one_line(), json_only)
-        if json_only or _is_api(request):
-            return JSONResponse({"id": new_id, "url": f"/elections/{new_id}"}, status_code=201)
-        return RedirectResponse(f"/elections/{new_id}", status_code=303)
+        except JobsBusy as exc:
+            return upload_failed(request, str(exc), json_only, status=503)
+        await jobs.wait(job_id, wait)
+        job = jobs.snapshot(job_id)
+        api = json_only or _is_api(request)
+        if job["state"] == "failed":
+            return upload_failed(request, job["error"], json_only, status=job["status"])
+        if job["state"] == "done":
+            result = job["result"]
+            if api:
+                answer = {"id": result["id"], "url": result["url"], "job": job_id}
+                return JSONResponse(answer, status_code=201)
+            return RedirectResponse(result["url"], status_code=303)
+        if api:
+            return JSONResponse(job, status_code=202, headers={"Location": job["poll"]})
+        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+    @app.get("/api/jobs/{job_id}", tags=["elections"], responses=errors(404, 422))
+    def api_job(job_id: str) -> Any:
+        """An import job: state (queued, running, done, failed), stage, progress (0 to 1),
+        ``result`` (the election's id and url) or ``error`` and ``status`` (400, 413, 500)."""
+        if not jobs.known(job_id):
+            raise NotFound(f"no import job {job_id!r} (finished jobs are kept a while only)")
+        return jobs.snapshot(job_id)
+
+    @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    def job_page(request: Request, job_id: str) -> HTMLResponse:
+        if not jobs.known(job_id):
+            raise NotFound(f"no import job {job_id!r} (finished jobs are kept a while only)")
+        return page(request, "job.html", {"job": jobs.snapshot(job_id)})
 
     @app.post("/elections/import", include_in_schema=False)
     async def import_form(
@@ -404,9 +469,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mapping: Annotated[UploadFile | str | None, Form()] = None,
         id: Annotated[str | None, Form()] = None,
     ) -> Response:
-        return await handle_import(request, file, format, mapping, id, json_only=False)
+        wait = min(settings.import_wait_seconds, _FORM_WAIT_SECONDS)
+        return await handle_import(request, file, format, mapping, id, False, wait)
 
-    @app.post("/api/elections/import", status_code=201, tags=["elections"])
+    @app.post(
+        "/api/elections/import",
+        status_code=201,
+        tags=["elections"],
+        responses={**_ACCEPTED, **errors(400, 403, 413, 422, 503)},
+    )
     async def api_import(
         request: Request,
         file: Annotated[UploadFile, File(description="the results file")],
@@ -416,9 +487,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Form(description="mapping file (TOML) or the name of a shipped mapping"),
         ] = None,
         id: Annotated[str | None, Form(description="election id in the store")] = None,
+        wait: Annotated[
+            float | None,
+            Query(
+                ge=0,
+                description="seconds to wait for the import (default and most: the "
+                "import_wait_seconds setting); 0 answers 202 with the job at once",
+            ),
+        ] = None,
     ) -> Response:
-        """Import an uploaded file into the store; 400 with the one-line error on failure."""
-        return await handle_import(request, file, format, mapping, id, json_only=True)
+        """Import an uploaded file into the store, in a worker process.
+
+        201 with the election's ``id`` and ``url`` when the import ends within ``wait`` seconds;
+        else 202 with the job to poll (``GET /api/jobs/{job}``, also in ``Location``). 400 with
+        the one-line error for a file that cannot be imported, 413 for one over a limit.
+        """
+        limit = settings.import_wait_seconds
+        patience = limit if wait is None else min(wait, limit)
+        return await handle_import(request, file, format, mapping, id, True, patience)
 
     @app.post("/elections/import-dataset", include_in_schema=False)
     def import_dataset_form(request: Request, dataset: Annotated[str, Form()]) -> Response:
@@ -537,18 +623,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     # --- JSON API ---------------------------------------------------------------------------
-    @app.get("/api/elections", tags=["elections"])
+    @app.get("/api/elections", tags=["elections"], responses={**CSV, **errors(400, 422)})
     def api_elections(format: Format = "json") -> Any:
         """The stored elections."""
         rows = [e.to_dict() for e in catalogue.store.list()]
         return _csv(rows, "elections") if format == "csv" else {"elections": rows}
 
-    @app.get("/api/elections/{election_id}", tags=["elections"])
+    @app.get("/api/elections/{election_id}", tags=["elections"], responses=errors(400, 404, 422))
     def api_election(election_id: str) -> Any:
         """Metadata, summary and protocol-check counts of one election."""
         return overview(catalogue.get(election_id))
 
-    @app.get("/api/elections/{election_id}/stations", tags=["stations"])
+    @app.get(
+        "/api/elections/{election_id}/stations",
+        tags=["stations"],
+        responses={**CSV, **errors(400, 404, 422)},
+    )
     def api_stations(
         election_id: str,
         page: Annotated[int, Query(ge=1, description="page number, from 1")] = 1,
@@ -571,7 +661,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _csv(data["stations"], f"{election_id}-stations-{page}")
         return data
 
-    @app.get("/api/elections/{election_id}/stations/{station_id:path}", tags=["stations"])
+    @app.get(
+        "/api/elections/{election_id}/stations/{station_id:path}",
+        tags=["stations"],
+        responses={**CSV, **errors(400, 404, 422)},
+    )
     def api_station(election_id: str, station_id: str, format: Format = "json") -> Any:
         """One station: protocol, derived numbers, checks, reasons, neighbours."""
         detail = station_or_404(catalogue.get(election_id), station_id)
@@ -580,7 +674,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _csv([views.station_csv_row(detail)], f"{election_id}-{safe}")
         return detail
 
-    @app.get("/api/elections/{election_id}/regions", tags=["elections"])
+    @app.get(
+        "/api/elections/{election_id}/regions",
+        tags=["elections"],
+        responses={**CSV, **errors(400, 404, 422)},
+    )
     def api_regions(election_id: str, format: Format = "json") -> Any:
         """One row per region."""
         loaded = catalogue.get(election_id)
@@ -589,7 +687,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _csv(rows, f"{election_id}-regions")
         return {"simulation": loaded.election.meta.simulation_notice, "regions": rows}
 
-    @app.get("/api/elections/{election_id}/methods", tags=["analysis"])
+    @app.get(
+        "/api/elections/{election_id}/methods",
+        tags=["analysis"],
+        responses={**CSV, **errors(400, 404, 422)},
+    )
     def api_methods(election_id: str, format: Format = "json") -> Any:
         """Method results: cached suite results plus the fast subset."""
         loaded = catalogue.get(election_id)
@@ -603,7 +705,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "results": [r.to_dict() for r in loaded.results.values()],
         }
 
-    @app.get("/api/elections/{election_id}/histograms", tags=["analysis"])
+    @app.get(
+        "/api/elections/{election_id}/histograms",
+        tags=["analysis"],
+        responses={**CSV, **errors(400, 404, 422)},
+    )
     def api_histograms(election_id: str, format: Format = "json") -> Any:
         """Turnout and leader-share histograms: counts in 0.1 percentage-point bins."""
         loaded = catalogue.get(election_id)
@@ -617,13 +723,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             **data,
         }
 
-    @app.get("/api/compare", tags=["elections"])
+    @app.get("/api/compare", tags=["elections"], responses={**CSV, **errors(400, 404, 422)})
     def api_compare(
-        ids: Annotated[list[str] | None, Query(description="election ids")] = None,
+        ids: Annotated[
+            list[str], Query(min_length=1, max_length=6, description="1 to 6 election ids")
+        ],
         format: Format = "json",
     ) -> Any:
         """Headline numbers of several elections side by side."""
-        data = compare_data(ids or [])
+        data = compare_data(ids)
         return _csv(data["rows"], "compare") if format == "csv" else {"elections": data["rows"]}
 
     # --- video: login, regulated playback, audit (pollwatch.web.video) ------------------------

@@ -3,23 +3,29 @@
 :func:`register` adds the routes to the app of :func:`pollwatch.web.app.create_app`:
 
 * ``/login`` and ``/logout``: web sessions (:mod:`pollwatch.video.accounts`); the cookie is
-  HttpOnly and SameSite=Strict (Secure over HTTPS). API clients send ``Authorization: Bearer``
-  tokens instead. Without either the visitor is ``anonymous`` with role ``public``.
+  HttpOnly and SameSite=Strict (Secure over HTTPS). Failed logins lock the account name and the
+  address for a while (:mod:`pollwatch.video.throttle`): a locked login is a 429 with
+  ``Retry-After``, whatever the password. API clients send ``Authorization: Bearer`` tokens
+  instead. Without either the visitor is ``anonymous`` with role ``public``.
 * ``/video`` (stations with cameras), ``/video/{station}`` (cameras, a timeline of segments, gaps
   and events per camera, and a player that plays a segment and moves on to the next).
 * ``/video/segments/{sha256}`` and ``/api/video/segments/{sha256}`` (:data:`FOOTAGE_ROUTES`):
   the segment's bytes, with HTTP range requests (206, ``Content-Range``, ``Accept-Ranges``),
   streamed from the archive's objects. Each request is decided by the playback policy
-  (:mod:`pollwatch.video.policy`): a denial is a 403 and a ``denied`` custody entry (reason: the
-  rule); an allowed request gets an ``access`` custody entry (reason ``playback``; details: role,
-  copy, station, camera, range) *before* a byte is sent. A repeat of the same segment and copy
-  by the same session or token (anonymous visitors: the same address) from the same address
-  within :data:`REPEAT_WINDOW` seconds (a player's successive range requests) is served
-  without a new entry. When the policy allows
-  only blurred copies and none exists yet, the answer is 409 and nothing is served.
+  (:mod:`pollwatch.video.policy`): a denial is a 403; an allowed request gets an ``access``
+  custody entry (reason ``playback``; details: role, copy, station, camera, range) *before* a
+  byte is sent. A repeat of the same segment and copy by the same session or token (anonymous
+  visitors: the same address) from the same address within :data:`REPEAT_WINDOW` seconds (a
+  player's successive range requests) is served without a new entry. When the policy allows
+  only blurred copies and none exists yet, the answer is 409 and nothing is served. Every
+  refused request for a known segment (401 for an unknown or revoked token, 403, 409) gets a
+  ``denied`` custody entry, bounded and rate-limited per client by
+  :class:`pollwatch.video.custody.PlaybackCustody`.
 * ``/api/video/...``: the same as JSON; ``/audit`` pages and ``/api/audit/...`` (who watched a
   station, viewings by origin network and role, denied requests; CSV with ``format=csv``),
   for the roles in :data:`~pollwatch.video.audit.AUDIT_ROLES`.
+* A station's segments, hashes, gaps, events and chain check are given only to a user the
+  policy allows there; a denied user sees the camera names and why they are denied.
 
 The client address is ``request.client.host``. Behind a reverse proxy that is the proxy's
 address, so the policy's ``[proxy] trusted`` ranges must list the proxies whose
@@ -33,7 +39,6 @@ import ipaddress
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from importlib import resources
@@ -53,10 +58,14 @@ from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.settings import Settings
 from pollwatch.video.accounts import ANONYMOUS, SESSION_LIFETIME, AccountStore, User
 from pollwatch.video.audit import AUDIT_ROLES, AuditLog, Viewing
+from pollwatch.video.custody import REPEAT_WINDOW, PlaybackCustody
 from pollwatch.video.policy import POLICY_FILE, Decision, PlaybackRequest, Policy, load_policy
 from pollwatch.video.segments import Segment, VideoIndex, format_time, parse_time
+from pollwatch.video.throttle import LoginThrottle
 
 from . import views
+from .access_log import note_address, note_user
+from .responses import CSV, MEDIA, errors
 
 __all__ = ["FOOTAGE_ROUTES", "REPEAT_WINDOW", "SESSION_COOKIE", "register"]
 
@@ -64,8 +73,6 @@ __all__ = ["FOOTAGE_ROUTES", "REPEAT_WINDOW", "SESSION_COOKIE", "register"]
 SESSION_COOKIE = "pollwatch_session"
 #: Routes that serve footage; every one of them goes through the policy and the custody log.
 FOOTAGE_ROUTES = frozenset({"/video/segments/{sha256}", "/api/video/segments/{sha256}"})
-#: Seconds within which a repeat request (same session, address, segment, copy) is not re-logged.
-REPEAT_WINDOW = 60.0
 #: Bytes read from the object store per chunk of a response.
 CHUNK = 256 * 1024
 
@@ -74,21 +81,37 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _LOCAL_PATH = re.compile(r"^/(?![/\\])[^\s\\]*$")
 CopyParameter = Literal["original", "blurred"]
 Format = Literal["json", "csv"]
+_DATE_TIME = {"format": "date-time"}
+_RANGE_HEADER = {
+    "name": "Range",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "one byte range, e.g. bytes=0-1023 (several or a malformed one: the whole file)",
+}
+StartQuery = Annotated[
+    str | None,
+    Query(min_length=1, description="from this time (ISO 8601)", json_schema_extra=_DATE_TIME),
+]
+EndQuery = Annotated[
+    str | None,
+    Query(min_length=1, description="before this time (ISO 8601)", json_schema_extra=_DATE_TIME),
+]
 
 
 class VideoService:
-    """What the video routes share: accounts, policy, archive, indexes and the repeat memory."""
+    """What the video routes share: accounts, login throttle, policy, archive, custody."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.logins = LoginThrottle()
         self._lock = threading.Lock()
         self._archive: EvidenceArchive | None = None
         self._index: VideoIndex | None = None
         self._audit: AuditLog | None = None
+        self._custody: PlaybackCustody | None = None
         self._accounts: AccountStore | None = None
         self._policy: tuple[float, Policy] | None = None
-        self._recent: dict[tuple[str, str, str, str], float] = {}
-        self._custody_lock = threading.Lock()
 
     @property
     def accounts(self) -> AccountStore:
@@ -114,11 +137,28 @@ class VideoService:
             return self._index
 
     def audit(self) -> AuditLog:
+        """The audit views, after the summaries of closed denial windows are written."""
+        self.custody().flush()
         archive = self.archive()
         with self._lock:
             if self._audit is None:
                 self._audit = AuditLog(archive)
             return self._audit
+
+    def custody(self) -> PlaybackCustody:
+        """The custody writer: access and denied entries, bounded and rate-limited."""
+        archive = self.archive()
+        with self._lock:
+            if self._custody is None:
+                self._custody = PlaybackCustody(archive)
+            return self._custody
+
+    def close(self) -> None:
+        """At shutdown: write the summaries of every open denial window."""
+        with self._lock:
+            custody = self._custody
+        if custody is not None:
+            custody.close()
 
     def policy(self) -> Policy:
         """The policy in force, re-read when ``policy.toml`` changes; PolicyError if malformed."""
@@ -135,23 +175,6 @@ class VideoService:
             self._policy = (stamp, policy)
         return policy
 
-    def is_repeat(self, key: tuple[str, str, str, str]) -> bool:
-        """Whether ``key`` was logged less than :data:`REPEAT_WINDOW` seconds ago (and note it)."""
-        now = time.monotonic()
-        with self._lock:
-            last = self._recent.get(key)
-            if last is not None and now - last < REPEAT_WINDOW:
-                return True
-            if len(self._recent) > 10_000:
-                self._recent = {k: t for k, t in self._recent.items() if now - t < REPEAT_WINDOW}
-            self._recent[key] = now
-            return False
-
-    def record(self, action: str, sha256: str, **fields: Any) -> None:
-        """One custody entry (threads of this process take turns on the log)."""
-        with self._custody_lock:
-            self.archive().record_custody(action, [sha256], **fields)
-
 
 # --- identity and address ----------------------------------------------------------------------
 def identify(service: VideoService, request: Request) -> tuple[User, str]:
@@ -163,17 +186,34 @@ def identify(service: VideoService, request: Request) -> tuple[User, str]:
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            note_user(request, claimed_identity(request))
             raise HTTPException(401, "the Authorization header must be 'Bearer <token>'")
         user = service.accounts.token_user(token.strip())
         if user is None:
+            note_user(request, claimed_identity(request))
             raise HTTPException(401, "unknown or revoked API token")
+        note_user(request, user.name)
         return user, "token:" + _digest(token.strip())
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         user = service.accounts.session_user(cookie)
         if user is not None:
+            note_user(request, user.name)
             return user, "session:" + _digest(cookie)
+    note_user(request, ANONYMOUS.name)
     return ANONYMOUS, "anonymous"
+
+
+def claimed_identity(request: Request) -> str:
+    """Who a refused ``Authorization`` header claimed to be, for the logs (never the secret).
+
+    ``token:<id>``: the first 12 hex digits of the token's SHA-256, the id that
+    ``pollwatch video token list`` shows, so a revoked token is recognised; else the scheme.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return "token:" + hashlib.sha256(token.strip().encode("utf-8")).hexdigest()[:12]
+    return "authorization:" + (re.sub(r"[^A-Za-z0-9._-]", "_", scheme)[:16] or "empty")
 
 
 def _digest(secret: str) -> str:
@@ -257,6 +297,7 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
     """Add the video, login and audit routes to ``app`` (see the module docstring)."""
     service = VideoService(settings)
     app.state.video = service
+    app.router.on_shutdown.append(service.close)
     if templates is None:
         templates = Jinja2Templates(directory=str(_TEMPLATES))
         templates.env.globals["version"] = __version__
@@ -290,7 +331,22 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
         password: Annotated[str, Form()],
         next: Annotated[str | None, Form()] = None,
     ) -> Response:
-        user = service.accounts.authenticate(name.strip(), password)
+        try:
+            policy: Policy | None = service.policy()
+        except PolicyError:
+            policy = None
+        address = note_address(request, client_address(request, policy))
+        outcome = service.logins.authenticate(service.accounts, name.strip(), password, address)
+        if outcome.lockout is not None:
+            context = {
+                "next": safe_next(next),
+                "user": ANONYMOUS,
+                "error": outcome.lockout.message(),
+            }
+            locked = page(request, "login.html", context, 429)
+            locked.headers["Retry-After"] = str(outcome.lockout.retry_after)
+            return locked
+        user = outcome.user
         if user is None:
             context = {
                 "next": safe_next(next),
@@ -298,6 +354,7 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
                 "error": "wrong user name or password",
             }
             return page(request, "login.html", context, 401)
+        note_user(request, user.name)
         token = service.accounts.create_session(user.name)
         response = RedirectResponse(safe_next(next), status_code=303)
         response.set_cookie(
@@ -320,7 +377,7 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    @app.get("/api/video/me", tags=["video"])
+    @app.get("/api/video/me", tags=["video"], responses=errors(401))
     def api_me(request: Request) -> Any:
         """Who the request is (token, session or anonymous) and the role it plays."""
         user, _ = identify(service, request)
@@ -333,9 +390,39 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
         except VideoError as exc:
             raise HTTPException(404, exc.one_line()) from None
 
+    def refuse_unidentified(request: Request, sha256: str, copy: str | None, why: str) -> None:
+        """The custody entry of a footage request with an unknown or revoked token (401)."""
+        try:
+            asked = service.index().segment(sha256)
+        except (HTTPException, VideoError):
+            return  # no such segment (or no archive): there is no item to record it on
+        try:
+            policy: Policy | None = service.policy()
+        except PolicyError:
+            policy = None
+        service.custody().denied(
+            asked.sha256,
+            actor=claimed_identity(request),
+            address=note_address(request, client_address(request, policy)),
+            reason="unauthenticated",
+            status=401,
+            details={
+                "role": "",
+                "copy": copy or "",
+                "station": asked.station,
+                "camera": asked.camera,
+                "range": request.headers.get("range", ""),
+                "decision": why,
+            },
+        )
+
     def serve(request: Request, sha256: str, copy: CopyParameter | None) -> Response:
         """Decide, log, then stream one segment (see the module docstring)."""
-        user, key = identify(service, request)
+        try:
+            user, key = identify(service, request)
+        except HTTPException as refused:
+            refuse_unidentified(request, sha256, copy, str(refused.detail))
+            raise
         index = service.index()
         asked = segment_or_404(index, sha256)
         original = asked
@@ -348,7 +435,7 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
             policy, broken = None, exc.one_line()
         else:
             broken = ""
-        address = client_address(request, policy)
+        address = note_address(request, client_address(request, policy))
         details: dict[str, Any] = {
             "role": user.role,
             "copy": copy or "",
@@ -363,12 +450,12 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
                 user, PlaybackRequest(station=original.station, address=address, copy=copy)
             )
         if not decision.allowed or decision.copy is None:
-            service.record(
-                "denied",
+            service.custody().denied(
                 asked.sha256,
                 actor=user.name,
                 address=address,
                 reason=decision.rule,
+                status=403,
                 details={**details, "decision": decision.reason},
             )
             raise HTTPException(403, f"denied: {decision.reason}")
@@ -379,12 +466,20 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
         else:
             target = index.blurred_copy(original.sha256)
         if target is None:
-            raise HTTPException(
-                409,
+            message = (
                 f"segment {original.sha256[:16]} has no blurred copy yet and the policy allows "
                 f"you only blurred copies (rule {decision.rule!r}); it is not served "
-                "(run 'pollwatch video blur' to make one)",
+                "(run 'pollwatch video blur' to make one)"
             )
+            service.custody().denied(
+                asked.sha256,
+                actor=user.name,
+                address=address,
+                reason="no-blurred-copy",
+                status=409,
+                details={**details, "rule": decision.rule, "decision": message},
+            )
+            raise HTTPException(409, message)
         size = target.size
         try:
             span = _parse_range(request.headers.get("range"), size)
@@ -394,15 +489,14 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
                 headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
             )
         details["copy"] = decision.copy
-        if not service.is_repeat((key, address, target.sha256, decision.copy)):
-            service.record(
-                "access",
-                target.sha256,
-                actor=user.name,
-                address=address,
-                reason="playback",
-                details={**details, "rule": decision.rule},
-            )
+        service.custody().access(
+            target.sha256,
+            key=key,
+            copy=decision.copy,
+            actor=user.name,
+            address=address,
+            details={**details, "rule": decision.rule},
+        )
         first, last = span if span is not None else (0, size - 1)
         headers = {
             "Accept-Ranges": "bytes",
@@ -438,7 +532,13 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
     def segment_media(request: Request, sha256: str, copy: CopyParameter | None = None) -> Response:
         return serve(request, sha256, copy)
 
-    @app.get("/api/video/segments/{sha256}", tags=["video"])
+    @app.get(
+        "/api/video/segments/{sha256}",
+        tags=["video"],
+        response_class=Response,
+        responses={**MEDIA, **errors(401, 403, 404, 409, 416, 422)},
+        openapi_extra={"parameters": [_RANGE_HEADER]},  # read by serve(), not a parameter
+    )
     def api_segment_media(
         request: Request,
         sha256: str,
@@ -456,7 +556,7 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
             policy = service.policy()
         except PolicyError as exc:
             return Decision(False, None, "policy-invalid", exc.one_line())
-        address = client_address(request, policy)
+        address = note_address(request, client_address(request, policy))
         return policy.decide(user, PlaybackRequest(station=station, address=address))
 
     def station_names() -> list[str]:
@@ -497,6 +597,15 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
             raise HTTPException(404, exc.one_line()) from None
         decision = access_for(request, user, station)
         result: dict[str, Any] = {"station": station, "access": decision.to_dict(), "cameras": []}
+        if not decision.allowed:
+            # Denied here: no segment hashes, timeline or chain check, only the camera names.
+            result["cameras"] = [
+                {"camera": camera, "segments": [], "gaps": [], "events": [], "chain_problems": []}
+                for camera in cameras
+            ]
+            result["withheld"] = True
+            return result
+        result["withheld"] = False
         for camera in cameras:
             rows = []
             for segment in index.segments(station, camera):
@@ -519,13 +628,13 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
             )
         return result
 
-    @app.get("/api/video/stations", tags=["video"])
+    @app.get("/api/video/stations", tags=["video"], responses=errors(401, 404))
     def api_stations(request: Request) -> Any:
         """Stations with video: cameras, segment counts, and what the policy grants the caller."""
         user, _ = identify(service, request)
         return {"user": user.to_dict(), "stations": stations_data(request, user)}
 
-    @app.get("/api/video/stations/{station:path}", tags=["video"])
+    @app.get("/api/video/stations/{station:path}", tags=["video"], responses=errors(401, 404, 422))
     def api_station(request: Request, station: str) -> Any:
         """A station's cameras with their segments, gaps, events and chain check."""
         user, _ = identify(service, request)
@@ -638,16 +747,30 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
 
         def api_view(
             request: Request,
-            station: Annotated[str | None, Query(description="station id")] = None,
-            start: Annotated[str | None, Query(description="from this time (ISO 8601)")] = None,
-            end: Annotated[str | None, Query(description="before this time (ISO 8601)")] = None,
+            station: Annotated[str | None, Query(description="only this station")] = None,
+            start: StartQuery = None,
+            end: EndQuery = None,
+            format: Format = "json",
+        ) -> Response:
+            return audit_response(request, view, station, start, end, format)
+
+        def api_watched(
+            request: Request,
+            station: Annotated[str, Query(min_length=1, description="the station")],
+            start: StartQuery = None,
+            end: EndQuery = None,
             format: Format = "json",
         ) -> Response:
             return audit_response(request, view, station, start, end, format)
 
         app.add_api_route(f"/audit/{view}", html_view, methods=["GET"], include_in_schema=False)
         app.add_api_route(
-            f"/api/audit/{view}", api_view, methods=["GET"], tags=["audit"], summary=summary
+            f"/api/audit/{view}",
+            api_watched if view == "watched" else api_view,  # who watched names its station
+            methods=["GET"],
+            tags=["audit"],
+            summary=summary,
+            responses={**CSV, **errors(400, 401, 403, 404, 422)},
         )
 
     add_audit_view("watched", "Who watched a station: user, role, address, time, segment, copy")
@@ -702,6 +825,7 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates | None
                 "user": user,
                 "station": station,
                 "access": data["access"],
+                "withheld": data["withheld"],
                 "timelines": timelines,
                 "low": format_time(low) if low else None,
                 "high": format_time(high) if high else None,

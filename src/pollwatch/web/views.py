@@ -22,6 +22,7 @@ from pollwatch.forensics.base import MethodResult
 from pollwatch.forensics.calibration import calibration_words
 from pollwatch.results.checks import RULES, QualityReport
 from pollwatch.results.model import COUNT_COLUMNS, HIERARCHY_COLUMNS, Election
+from pollwatch.spreadsheet import neutralise_row
 
 __all__ = [
     "FAST_METHODS",
@@ -189,7 +190,9 @@ def stations_page(
     else:
         frame = frame.sort([key, "station_id"], descending=[descending, False], nulls_last=True)
     total = frame.height
-    rows = frame.slice((page - 1) * size, size).to_dicts()
+    offset = (page - 1) * size
+    # A page past the last is empty (polars cannot slice from an offset beyond 64 bits).
+    rows = frame.slice(offset, size).to_dicts() if offset < total else []
     for row in rows:
         row["flagged"] = row["station_id"] in flagged
         row.pop("rank", None)
@@ -536,14 +539,19 @@ def compare_rows(overviews: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows of scalars (lists and dicts as JSON text) as CSV."""
+    """Rows of scalars (lists and dicts as JSON text) as CSV; no text cell reads as a formula.
+
+    Text starting with = + - @ TAB or CR gets a leading ``'`` (:mod:`pollwatch.spreadsheet`).
+    """
     if not rows:
         return ""
     flat = [
-        {
-            k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict | tuple) else v)
-            for k, v in r.items()
-        }
+        neutralise_row(
+            {
+                k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict | tuple) else v)
+                for k, v in r.items()
+            }
+        )
         for r in rows
     ]
     return pl.DataFrame(flat, infer_schema_length=None).write_csv()

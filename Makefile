@@ -54,6 +54,7 @@ bench: $(STAMP)
 	@if [ -f benchmarks/bench_integer_peaks.py ]; then $(BIN)/python benchmarks/bench_integer_peaks.py; fi
 	$(BIN)/python benchmarks/bench_suite.py
 	$(BIN)/python benchmarks/bench_web.py
+	$(BIN)/python benchmarks/bench_uploads.py
 	$(BIN)/python benchmarks/bench_calibration.py
 	$(BIN)/python benchmarks/bench_video_record.py
 	$(BIN)/python benchmarks/bench_video_blur.py

@@ -44,7 +44,12 @@ from typing import Any, Literal
 
 from pollwatch.errors import EvidenceError, VerificationError
 from pollwatch.evidence.checkpoint import Checkpoint, Verifier, verify_checkpoint
-from pollwatch.evidence.log import LogInspection, inspect_log, missing_entries_error
+from pollwatch.evidence.log import (
+    LogInspection,
+    _fsync_directory,
+    inspect_log,
+    missing_entries_error,
+)
 from pollwatch.evidence.merkle import MerkleTree
 
 __all__ = ["Finding", "FsckReport", "RepairResult", "fsck", "repair"]
@@ -798,12 +803,3 @@ def _restore_named_objects(archive: Any, folder: Path, moved: list[dict[str, Any
         if move["what"] == "orphan-object" and Path(move["path"]).name in named:
             os.rename(folder / move["to"], folder / move["path"])
             move["restored"] = True
-
-
-def _fsync_directory(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

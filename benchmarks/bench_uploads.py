@@ -47,6 +47,10 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.attack_files import russian_table
+
 SERVER_CHILD = r"""
 import sys, uvicorn
 from pathlib import Path
@@ -56,43 +60,6 @@ from pollwatch.web.server import server_config
 settings = load_settings({"home": Path(sys.argv[1])})
 uvicorn.Server(server_config(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]))).run()
 """
-
-HEADER = (
-    'region,tik,uik,"Число избирателей, включенных в список избирателей",'
-    '"Число избирательных бюллетеней, полученных участковой избирательной комиссией",'
-    '"Число избирательных бюллетеней, выданных избирателям, проголосовавшим досрочно",'
-    '"Число избирательных бюллетеней, выданных в помещении для голосования в день голосования",'
-    '"Число избирательных бюллетеней, выданных вне помещения для голосования в день голосования",'
-    "Число погашенных избирательных бюллетеней,"
-    "Число избирательных бюллетеней в переносных ящиках для голосования,"
-    "Число бюллетеней в стационарных ящиках для голосования,"
-    "Число недействительных избирательных бюллетеней,"
-    "Число действительных избирательных бюллетеней,"
-    "Число утраченных избирательных бюллетеней,"
-    '"Число избирательных бюллетеней, не учтенных при получении",'
-    "Иванов Иван Иванович,Петрова Мария Сергеевна,url\n"
-)
-
-
-def write_table(path: Path, megabytes: float) -> int:
-    """A genuine-looking Russian table of about ``megabytes`` MiB; returns its stations."""
-    lines, size, station = [HEADER], len(HEADER.encode()), 0
-    while size < megabytes * 1024 * 1024:
-        station += 1
-        registered = 800 + station % 1700
-        mobile, stationary, invalid = station % 40, registered // 2 + station % 97, station % 11
-        valid = mobile + stationary - invalid
-        first = valid * 3 // 5
-        row = (
-            f"Республика {station // 5000} (регион),{station // 500} Территориальная,"
-            f"{station},{registered},{registered},0,{stationary},{mobile},"
-            f"{registered - stationary - mobile},{mobile},{stationary},{invalid},{valid},0,0,"
-            f"{first},{valid - first},http://www.vybory.izbirkom.ru/example\n"
-        )
-        lines.append(row)
-        size += len(row.encode())
-    path.write_text("".join(lines), encoding="utf-8")
-    return station
 
 
 def free_port() -> int:
@@ -208,7 +175,7 @@ def main() -> None:
         election = simulate_clean(stations=args.stations, seed=1, election_id="bench-page")
         ElectionStore(home / "elections").save(election)
         table = Path(folder) / "bench-2018.csv"
-        stations = write_table(table, args.megabytes)
+        stations = russian_table(table, args.megabytes)
         table_mib = round(table.stat().st_size / 2**20, 1)
         port = free_port()
         env = dict(os.environ)

@@ -1223,30 +1223,21 @@ def _inspect_indexed(
         leaves += expected
         data_leaves += actual
         expected_offset = end
+    tail: dict[str, Any]
     if missing_from is not None:
-        return LogInspection(
-            window.size,
-            count,
-            partial,
-            bytes(leaves),
-            bytes(data_leaves),
-            damaged=tuple(damaged),
-            missing_from=missing_from,
-            tail_offset=expected_offset,
-        )
-    scan = _scan_window(window, expected_offset, visit, count)
+        tail = {"missing_from": missing_from, "tail_offset": expected_offset}
+    else:
+        scan = _scan_window(window, expected_offset, visit, count)
+        tail = {
+            "unindexed_records": len(scan.offsets),
+            "tail_offset": scan.stop,
+            "tail_bytes": window.size - scan.stop,
+            "tail_problem": scan.problem,
+        }
     return LogInspection(
-        window.size,
-        count,
-        partial,
-        bytes(leaves),
-        bytes(data_leaves),
-        damaged=tuple(damaged),
-        unindexed_records=len(scan.offsets),
-        tail_offset=scan.stop,
-        tail_bytes=window.size - scan.stop,
-        tail_problem=scan.problem,
-    )
+        window.size, count, partial, bytes(leaves), bytes(data_leaves),
+        damaged=tuple(damaged), **tail,
+    )  # fmt: skip
 
 
 def _inspect_unindexed(

@@ -194,8 +194,12 @@ def import_dataset(
     settings: Settings,
     *,
     progress: ProgressCallback | None = None,
+    strict: bool = False,
 ) -> Election:
-    """Fetch a dataset and read it with its importer; the election id is the dataset name."""
+    """Fetch a dataset and read it with its importer; the election id is the dataset name.
+
+    Bad rows are set aside into the election's quarantine; ``strict`` fails on the first one.
+    """
     dataset = _resolve(dataset)
     path = fetch(dataset, settings, progress=progress)
     mapping = Path(dataset.mapping) if dataset.mapping else None
@@ -206,5 +210,6 @@ def import_dataset(
         options=dict(dataset.options) or None,
         election_id=dataset.name,
         limits=ImportLimits.from_settings(settings),
+        strict=strict,
     )
     return election

@@ -1,6 +1,7 @@
 """The local store: imported elections as Parquet plus a JSON metadata file, one folder each.
 
-Layout: ``<home>/elections/<id>/stations.parquet`` and ``meta.json``. The catalogue is the set of
+Layout: ``<home>/elections/<id>/stations.parquet``, ``meta.json`` and, when the import set rows
+aside, ``quarantine.json`` (:mod:`pollwatch.results.quarantine`). The catalogue is the set of
 ``meta.json`` files (no second index that could drift). Writes go to a staging folder that is
 renamed into place in one step, so a failed or interrupted import leaves nothing behind, and
 re-importing the same numbers under the same id changes nothing.
@@ -32,6 +33,7 @@ import polars as pl
 from pollwatch import __version__
 from pollwatch.errors import StoreError
 from pollwatch.results.model import Election, ElectionMeta, make_election, simulation_notice
+from pollwatch.results.quarantine import Quarantine
 
 __all__ = ["CatalogueEntry", "ElectionStore"]
 
@@ -58,6 +60,8 @@ class CatalogueEntry:
     source: str
     #: the label of a simulated election (``ElectionMeta.simulation_notice``); None when real
     simulation: str | None = None
+    #: source rows the import set aside (``pollwatch show ID --quarantine`` lists them)
+    set_aside: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -139,7 +143,8 @@ class ElectionStore:
         self.recover()
         if (folder / "meta.json").is_file():
             existing = self._read_meta_json(election.id)
-            if existing.get("content_digest") == digest:
+            same_quarantine = int(existing.get("set_aside", 0)) == len(election.quarantine)
+            if existing.get("content_digest") == digest and same_quarantine:
                 return "unchanged"
             if not replace:
                 raise StoreError(
@@ -156,9 +161,15 @@ class ElectionStore:
                 "meta": election.meta.to_dict(),
                 "stations": len(election),
                 "content_digest": digest,
+                "set_aside": len(election.quarantine),
                 "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "pollwatch_version": __version__,
             }
+            if len(election.quarantine):
+                (staging / "quarantine.json").write_text(
+                    json.dumps(election.quarantine.to_dict(), ensure_ascii=False),
+                    encoding="utf-8",
+                )
             (staging / "meta.json").write_text(
                 json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
             )
@@ -218,7 +229,22 @@ class ElectionStore:
             raise StoreError(
                 f"{path} cannot be read ({exc})", hint="re-import the election with --replace"
             ) from None
-        return make_election(meta, stations, where=str(path))
+        return make_election(
+            meta, stations, where=str(path), quarantine=self.quarantine(election_id)
+        )
+
+    def quarantine(self, election_id: str) -> Quarantine:
+        """The rows the import of a stored election set aside (empty: none), without stations."""
+        self._read_meta_json(election_id)  # an unknown id is a StoreError
+        path = self._folder(election_id) / "quarantine.json"
+        if not path.is_file():
+            return Quarantine()
+        try:
+            return Quarantine.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{path} is damaged ({exc})", hint="re-import the election with --replace"
+            ) from None
 
     def list(self) -> list[CatalogueEntry]:
         """Every stored election, sorted by id."""
@@ -245,6 +271,7 @@ class ElectionStore:
                         content_digest=record.get("content_digest", ""),
                         imported_at=record.get("imported_at", ""),
                         source=meta.get("source", ""),
+                        set_aside=int(record.get("set_aside", 0)),
                         simulation=simulation_notice(
                             meta.get("kind", ""),
                             meta.get("importer", ""),

@@ -233,17 +233,38 @@ def parse_float_option(options: Mapping[str, str], key: str, default: float) -> 
     return value
 
 
-def parse_signed_counts(frame: pl.DataFrame, column: str, *, where: str) -> pl.Series:
-    """Whole numbers that may carry a minus sign (adjustment rows), as ``Int64``.
+def parse_signed_counts(
+    frame: pl.DataFrame,
+    column: str,
+    *,
+    where: str,
+    line_column: str | None = None,
+    alias: str | None = None,
+) -> pl.DataFrame:
+    """``frame`` with whole numbers that may carry a minus sign (adjustment rows) as ``Int64``.
 
-    The sign is taken off, the magnitude is parsed by :func:`parse_counts` (so a bad cell is a
-    :class:`CountError` with its line and column), and the sign is put back.
+    The sign is taken off, the magnitude is parsed by :func:`parse_counts` (so a row with a bad
+    cell is set aside into the quarantine, or raises :class:`CountError` with its line and
+    column when none is collected: ``line_column`` holds the lines), and the sign is put back.
+    The parsed numbers go to ``alias`` (default: ``column`` itself, replaced).
     """
-    text = frame[column].cast(pl.String).str.strip_chars()
-    negative = text.str.starts_with("-").fill_null(False)
-    magnitude = pl.DataFrame({column: text.str.strip_prefix("-")})
-    parsed = parse_counts(magnitude, [column], where=where)[column]
-    return pl.select(pl.when(negative).then(-parsed).otherwise(parsed).alias(column)).to_series()
+    target = alias or column
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    staged = frame.with_columns(
+        text.str.starts_with("-").fill_null(False).alias(_SIGN),
+        text.str.strip_prefix("-").alias(_MAGNITUDE),
+    )
+    # Errors and quarantined rows name the source column, not the magnitude's.
+    checked = parse_counts(
+        staged, [_MAGNITUDE], where=where, line_column=line_column, names={_MAGNITUDE: column}
+    )
+    magnitude = pl.col(_MAGNITUDE)
+    parsed = pl.when(pl.col(_SIGN)).then(-magnitude).otherwise(magnitude).alias(target)
+    return checked.with_columns(parsed).drop(_SIGN, _MAGNITUDE)
+
+
+_SIGN = "__pollwatch_sign__"
+_MAGNITUDE = "__pollwatch_magnitude__"
 
 
 def select_rows(

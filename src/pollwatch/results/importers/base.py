@@ -16,6 +16,7 @@ suite in ``tests/test_importer_conformance.py`` runs against every registered im
 
 from __future__ import annotations
 
+import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from pollwatch.errors import FormatError, PollwatchError
 from pollwatch.registry import Registry
 from pollwatch.results.importers.limits import ImportLimits, Progress, applied, report_progress
 from pollwatch.results.model import Election
+from pollwatch.results.quarantine import Collector, Quarantine, collecting
 
 __all__ = [
     "IMPORTERS",
@@ -86,20 +88,31 @@ class Importer(ABC):
 IMPORTERS: Registry[type[Importer]] = Registry("importer", "pollwatch.importers")
 
 
+#: The module of each built-in importer (its registration line here): naming one imports that
+#: module only (the others, jsonschema and the mapping machinery, cost a tenth of a second).
+_BUILTIN_MODULES: dict[str, str] = {
+    "mapping": "mapping",
+    "medsl": "medsl",
+    "nist-1500-100": "nist",
+    "openelections": "openelections",
+    "russia-cec": "russia_cec",
+    "russia-cec-evoting": "russia_cec",
+}
+
+
 def _load_builtins() -> None:
     # Imported here so that registering does not import every importer at package import.
-    from pollwatch.results.importers import (  # noqa: F401
-        mapping,
-        medsl,
-        nist,
-        openelections,
-        russia_cec,
-    )
+    for module in sorted(set(_BUILTIN_MODULES.values())):
+        importlib.import_module(f"pollwatch.results.importers.{module}")
 
 
 def get_importer(name: str) -> Importer:
     """An instance of the importer registered under ``name``."""
-    _load_builtins()
+    module = _BUILTIN_MODULES.get(name)
+    if module is None:
+        _load_builtins()
+    else:
+        importlib.import_module(f"pollwatch.results.importers.{module}")
     return IMPORTERS.get(name)()
 
 
@@ -139,6 +152,7 @@ def import_file(
     election_id: str | None = None,
     limits: ImportLimits | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> Election:
     """Read one source file with the named importer, or the detected one.
 
@@ -147,9 +161,18 @@ def import_file(
     (default: the built-in ones; ``ImportLimits.from_settings(settings)`` for configured ones)
     and tells ``progress(stage, fraction)`` how far it is. An election without stations is
     refused.
+
+    Rows that fail a row-level check (a count that is not a whole number, an empty station
+    identifier...) are set aside into ``election.quarantine`` and the import goes on
+    (:mod:`pollwatch.results.quarantine`); with ``strict=True`` the first one raises its
+    one-line error instead and nothing is returned.
     """
     with applied(limits, progress):
-        election = _import_file(path, importer, mapping, options)
+        if strict:
+            election = _import_file(path, importer, mapping, options, Quarantine())
+        else:
+            with collecting() as collector:
+                election = _import_file(path, importer, mapping, options, collector)
     if election_id is not None:
         election = election.replace_meta(id=election_id)
     return election
@@ -160,6 +183,7 @@ def _import_file(
     importer: str | None,
     mapping: Path | None,
     options: Mapping[str, str] | None,
+    collector: Quarantine | Collector,
 ) -> Election:
     path = Path(path)
     if not path.is_file():
@@ -174,6 +198,18 @@ def _import_file(
         )
     report_progress("reading", 0.0)
     election = chosen.read(path, mapping=mapping, options=options)
+    collected = collector if isinstance(collector, Quarantine) else collector.quarantine()
+    if len(collected):
+        quarantine = Quarantine(
+            rows=election.quarantine.rows + collected.rows,
+            rows_checked=election.quarantine.rows_checked + collected.rows_checked,
+        )
+        election = election.with_quarantine(quarantine)
+    if len(election) == 0 and len(election.quarantine):
+        raise FormatError(
+            f"no stations in {path}: every row was set aside ({election.quarantine.one_line()})",
+            hint="check the file holds results by station; pass --strict to see the first error",
+        )
     if len(election) == 0:
         raise FormatError(
             f"no stations in {path}: importer {chosen.name!r} found no polling-station rows",

@@ -440,8 +440,10 @@ class MedslImporter(Importer):
             raise FormatError("no data rows", path=where, hint="the file has only a header")
         frame = frame.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
         # Parsed on the whole file so that a bad cell is reported with its own line number.
-        votes = parse_signed_counts(frame, cols["votes"], where=where)
-        frame = frame.with_columns(votes.alias("__votes"))
+        # A bad cell sets its row aside (pollwatch.results.quarantine), or raises when strict.
+        frame = parse_signed_counts(
+            frame, cols["votes"], where=where, line_column="__row", alias="__votes"
+        )
 
         filters: list[str] = []
         office = given.get("office", "US President")

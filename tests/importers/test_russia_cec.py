@@ -7,11 +7,13 @@ small synthetic CSVs written here, shaped as the source README describes them.
 
 from __future__ import annotations
 
+import ast
 import csv
 import gzip
 import io
 import random
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -555,6 +557,284 @@ def test_cp1251_is_refused_with_advice_and_read_with_the_option(tmp_path: Path) 
         IMPORTER.read(path, options={"encoding": "no-such-codec"})
 
 
+# --- e-voting (2021 rows, Moscow's numbered stations, the 2024 regional table) ---------------
+
+DUMA_2021 = ["region", "oik", "tik", "uik", "level", *PROTOCOL, "1. Партия А", "2. Партия Б", "url"]
+DEG = "Дистанционное электронное голосование"
+
+
+def _duma_2021_rows() -> list[list[object]]:
+    """A 2021-layout table: ordinary stations, Moscow's e-voting UIKs, ДЭГ rows without uik."""
+
+    def row(
+        region: str, oik: str, tik: str, uik: str, numbers: list[object], a: int, b: int
+    ) -> list[object]:
+        return [region, oik, tik, uik, "ЦИК России", *numbers, a, b, "u"]
+
+    moscow, kursk = "город Москва", "Курская область"
+    return [
+        row(
+            moscow,
+            "ОИК №196",
+            "ТИК Басманного района",
+            "УИК №12",
+            _protocol(1500, 700, 30, 5),
+            500,
+            225,
+        ),
+        row(
+            moscow,
+            "ОИК №196",
+            "ТИК Басманного района",
+            "УИК №5016",
+            _protocol(2000, 1000, 0, 0),
+            600,
+            400,
+        ),
+        # Moscow's e-voting stations: district names, nothing says e-voting but number and size.
+        row(
+            moscow,
+            "ОИК №196",
+            "Басманный",
+            "УИК №5001",
+            _protocol(150000, 100000, 0, 0),
+            60000,
+            40000,
+        ),
+        row(
+            moscow,
+            "ОИК №208",
+            "Тверской",
+            "УИК №5015",
+            _protocol(120000, 90000, 0, 0),
+            50000,
+            40000,
+        ),
+        # In the range but the size of a physical station: ordinary.
+        row(
+            moscow,
+            "ОИК №208",
+            "ТИК Тверского района",
+            "УИК №5002",
+            _protocol(800, 400, 0, 0),
+            200,
+            200,
+        ),
+        # ДЭГ pseudo-stations without uik, two in one district.
+        row(kursk, "ОИК №109", DEG, "", _protocol(20000, 15000, 0, 100), 10000, 4900),
+        row(kursk, "ОИК №110", DEG, "", _protocol(18000, 12000, 0, 0), 7000, 5000),
+        row(kursk, "ОИК №110", DEG, "", _protocol(1000, 500, 0, 0), 300, 200),
+        row(kursk, "ОИК №109", "ТИК Курская", "УИК №1", _protocol(1000, 600, 20, 10), 400, 210),
+    ]
+
+
+def _duma_2021(
+    folder: Path, name: str = "2021.csv.zip", extra: Sequence[list[object]] = ()
+) -> Path:
+    return _write(folder / name, _csv(DUMA_2021, [*_duma_2021_rows(), *extra]))
+
+
+def test_2021_evoting_rows_without_uik_and_moscow_numbered_stations(tmp_path: Path) -> None:
+    election = IMPORTER.read(_duma_2021(tmp_path))
+    s = election.stations
+    assert len(election) == 9  # nothing dropped
+    evoting = s.filter(pl.col("is_evoting"))
+    assert evoting["station_name"].to_list() == ["УИК №5001", "УИК №5015", "ДЭГ", "ДЭГ", "ДЭГ"]
+    assert evoting["station_id"].to_list() == [
+        "город Москва|Басманный|5001",
+        "город Москва|Тверской|5015",
+        f"Курская область|ОИК №109|{DEG}|ДЭГ",
+        f"Курская область|ОИК №110|{DEG}|ДЭГ",
+        f"Курская область|ОИК №110|{DEG}|ДЭГ#2",
+    ]
+    assert evoting["is_pseudo_station"].all()
+    assert set(evoting["station_kind"]) == {"evoting"}
+    assert s["station_id"].is_unique().all()
+    ordinary = s.filter(~pl.col("is_evoting"))
+    assert ordinary["station_name"].to_list() == ["УИК №12", "УИК №5016", "УИК №5002", "УИК №1"]
+    assert not ordinary["is_pseudo_station"].any()
+    # National totals per column and per candidate (sums of the rows written above).
+    assert s["registered"].sum() == 314_300
+    assert s["ballots_cast"].sum() == 220_250
+    assert s["valid"].sum() == 220_135
+    assert s["invalid"].sum() == 115
+    assert election.totals() == {"1. Партия А": 129_000, "2. Партия Б": 91_135}
+    assert evoting["registered"].sum() == 309_000
+    assert evoting["ballots_cast"].sum() == 217_500
+    assert "Moscow station numbered 5001-5015" in election.meta.definitions["is_evoting"]
+    assert "ДЭГ" in election.meta.definitions["station_id"]
+    report = check_protocols(election)
+    assert report.count("votes_sum_to_valid").failed == 0
+
+
+def test_evoting_is_reported_apart_and_left_out_of_the_methods(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from pollwatch.cli.render import summary_renderable
+    from pollwatch.forensics.base import eligible_stations
+
+    election = IMPORTER.read(_duma_2021(tmp_path))
+    summary = election.summary()
+    assert (summary.stations, summary.registered, summary.ballots_cast) == (9, 314_300, 220_250)
+    assert summary.evoting_stations == 5
+    assert (summary.evoting_registered, summary.evoting_ballots_cast) == (309_000, 217_500)
+    assert summary.registered_without_evoting == 5_300
+    assert summary.ballots_cast_without_evoting == 2_750
+    data = summary.to_dict()
+    assert (data["evoting_stations"], data["registered_without_evoting"]) == (5, 5_300)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(summary_renderable(election, summary))
+    text = console.export_text()
+    assert "5 pseudo-stations, 309,000 registered, 217,500 ballots" in text
+    assert "5,300 registered, 2,750 ballots" in text
+    selection = eligible_stations(election)
+    assert selection.removed["pseudo-stations"] == 5
+    assert not selection.stations["is_evoting"].any()
+    # An election without e-voting says nothing of it.
+    plain = IMPORTER.read(_file_2018(tmp_path))
+    assert plain.summary().evoting_stations == 0
+    assert plain.summary().evoting_registered == 0
+    console = Console(width=80, record=True, color_system=None)
+    console.print(summary_renderable(plain, plain.summary()))
+    assert "e-voting" not in console.export_text()
+
+
+def test_moscow_numbering_applies_in_2021_and_unknown_years_only(tmp_path: Path) -> None:
+    numbered = IMPORTER.read(_duma_2021(tmp_path, "duma.csv"))  # no year: the rule applies
+    assert numbered.stations["is_evoting"].sum() == 5
+    assert "unknown year" in numbered.meta.definitions["is_evoting"]
+    other = IMPORTER.read(_duma_2021(tmp_path, "duma.csv"), options={"year": "2016"})
+    # 2016: no numbering rule; the ДЭГ rows are still e-voting by their tik.
+    assert other.stations["is_evoting"].sum() == 3
+    assert other.stations.filter(pl.col("station_name") == "УИК №5001")["station_kind"][0] == (
+        "ordinary"
+    )
+    assert "Moscow" not in other.meta.definitions["is_evoting"]
+
+
+def test_an_empty_identifier_that_is_not_evoting_is_set_aside(tmp_path: Path) -> None:
+    from pollwatch.errors import InputError
+    from pollwatch.results.quarantine import EMPTY_IDENTIFIER
+
+    bad = [
+        "Курская область",
+        "ОИК №109",
+        "ТИК Курская",
+        "",
+        "ЦИК России",
+        *_protocol(900, 500, 0, 0),
+        300,
+        200,
+        "u",
+    ]
+    path = _duma_2021(tmp_path, extra=[bad])
+    with pytest.raises(InputError, match="empty station identifier") as refused:
+        IMPORTER.read(path)  # no quarantine open: today's error
+    assert (refused.value.row, refused.value.column) == (11, "uik")
+    with pytest.raises(InputError) as strict:
+        import_file(path, strict=True)
+    assert strict.value.row == 11
+    election = import_file(path)
+    assert len(election) == 9
+    assert [(r.line, r.column, r.reason) for r in election.quarantine] == [
+        (11, "uik", EMPTY_IDENTIFIER)
+    ]
+    assert election.stations["registered"].sum() == 314_300  # the good rows, all of them
+    # A row without region is bad even when it is e-voting.
+    no_region = ["", "ОИК №1", DEG, "", "ЦИК России", *_protocol(900, 500, 0, 0), 300, 200, "u"]
+    election = import_file(_duma_2021(tmp_path / "r", extra=[no_region]))
+    assert [(r.line, r.column) for r in election.quarantine] == [(11, "region")]
+
+
+def test_integer_cells_and_float_cells_read_the_same(tmp_path: Path) -> None:
+    """The reader parses plain integers in one pass; "12.0" cells take the text path."""
+    rows = _duma_2021_rows()
+    floats = [[*r[:5], *(f"{v}.0" for v in r[5:-1]), r[-1]] for r in rows]
+    as_int = IMPORTER.read(_write(tmp_path / "a" / "2021.csv", _csv(DUMA_2021, rows)))
+    as_float = IMPORTER.read(_write(tmp_path / "b" / "2021.csv", _csv(DUMA_2021, floats)))
+    assert as_int.content_digest() == as_float.content_digest()
+    assert as_int.stations.equals(as_float.stations)
+
+
+EVOTING = get_importer("russia-cec-evoting")
+EVOTING_HEADER = [
+    "region",
+    "Число избирателей, включенных в список избирателей",
+    "Число избирательных бюллетеней в переносных ящиках для голосования",
+    "Число бюллетеней в стационарных ящиках для голосования",
+    "Число недействительных избирательных бюллетеней",
+    "Число действительных избирательных бюллетеней",
+    "Даванков Владислав Андреевич",
+    "Путин Владимир Владимирович",
+    "Слуцкий Леонид Эдуардович",
+    "Харитонов Николай Михайлович",
+]
+
+
+def _evoting_2024(folder: Path) -> Path:
+    rows: list[list[object]] = [
+        [
+            "город Москва",
+            5_000_000,
+            0,
+            4_000_000,
+            0,
+            4_000_000,
+            200_000,
+            3_500_000,
+            150_000,
+            150_000,
+        ],
+        ["Курская область", 300_000, 0, 250_000, 1_000, 249_000, 10_000, 230_000, 5_000, 4_000],
+        ["Нижегородская область", 400_000, 0, 300_000, 0, 300_000, 20_000, 260_000, 10_000, 10_000],
+        ["Херсонская область", *([None] * 9)],
+    ]
+    floats = [[r[0], *(None if v is None else f"{v}.0" for v in r[1:])] for r in rows]
+    return _write(folder / "2024-electronic-voting.csv", _csv(EVOTING_HEADER, floats))
+
+
+def test_2024_regional_evoting_table(tmp_path: Path) -> None:
+    path = _evoting_2024(tmp_path)
+    assert EVOTING.detect(path) >= 0.9
+    assert IMPORTER.detect(path) < 0.5
+    election = import_file(path)  # detected
+    assert election.meta.importer == "russia-cec-evoting"
+    assert election.meta.id == "russia-2024-evoting"
+    assert (election.meta.kind, election.meta.date) == ("presidential", "2024-03-17")
+    s = election.stations
+    assert len(election) == 4  # one e-voting pseudo-station per region
+    assert s["is_evoting"].all() and s["is_pseudo_station"].all()
+    assert set(s["station_kind"]) == {"evoting"}
+    assert s["station_id"][0] == f"город Москва|{DEG}|ДЭГ"
+    assert s["is_unpublished"].to_list() == [False, False, False, True]
+    assert s["registered"].sum() == 5_700_000
+    assert s["ballots_cast"].sum() == 4_550_000
+    assert s["valid"].sum() == 4_549_000
+    assert s["invalid"].sum() == 1_000
+    assert election.totals() == {
+        "Даванков Владислав Андреевич": 230_000,
+        "Путин Владимир Владимирович": 3_990_000,
+        "Слуцкий Леонид Эдуардович": 165_000,
+        "Харитонов Николай Михайлович": 164_000,
+    }
+    summary = election.summary()
+    assert (summary.evoting_stations, summary.evoting_registered) == (4, 5_700_000)
+    assert summary.registered_without_evoting == 0
+    assert check_protocols(election).count("votes_sum_to_valid").failed == 0
+    # The polling-station table of the same year is not taken for the regional one.
+    assert EVOTING.detect(_duma_2021(tmp_path)) == 0.0
+
+
+def test_regional_evoting_table_refuses_a_station_table(tmp_path: Path) -> None:
+    with pytest.raises(ColumnError, match="not a regional e-voting table"):
+        EVOTING.read(_duma_2021(tmp_path))
+    no_region = _write(
+        tmp_path / "x-2024.csv", _csv(EVOTING_HEADER[1:], [[1, 0, 1, 0, 1, 1, 0, 0, 0]])
+    )
+    with pytest.raises(ColumnError, match="region"):
+        EVOTING.read(no_region)
+
+
 # --- real data (the mirror) -----------------------------------------------------------------
 
 REAL = {
@@ -640,6 +920,20 @@ def test_real_2018(mirror: Path, real_elections: dict[int, Election]) -> None:
     with zipfile.ZipFile(path) as archive:
         raw = pl.read_csv(io.BytesIO(archive.read("2018.csv")))
     assert raw[putin].sum() == totals[putin]
+    # Every protocol line and candidate, parsed in the reader's one pass, sums as the source.
+    lines = {
+        column: header
+        for column, header in election.meta.hierarchy_labels.items()
+        if header in raw.columns and raw[header].dtype.is_integer()
+    }
+    assert len(lines) == 10  # registered ... valid: the protocol lines of the data model
+    for column, header in lines.items():
+        assert election.stations[column].sum() == raw[header].sum(), column
+    for candidate in election.meta.candidates:
+        assert totals[candidate.name] == raw[candidate.column].sum(), candidate.name
+    boxes = raw.select(pl.col(MOBILE).sum() + pl.col(STATIONARY).sum()).item()
+    assert election.stations["ballots_cast"].sum() == boxes
+    assert election.stations["valid"].sum() == raw[VALID].sum()
     s = election.stations
     cancelled = s.filter(pl.col("is_cancelled"))
     assert set(cancelled["station_id"]) == CANCELLED_STATIONS[2018]
@@ -666,3 +960,28 @@ def test_docs_list_every_header_rule() -> None:
     text = page.read_text(encoding="utf-8")
     for rule in HEADER_RULES:
         assert f"`{rule.pattern.replace('|', chr(92) + '|')}`" in text, rule.meaning
+
+
+def test_naming_an_importer_imports_its_module_only() -> None:
+    """``get_importer("russia-cec")`` leaves the other importers (jsonschema...) unimported."""
+    import subprocess
+    import sys
+
+    from pollwatch.results.importers import IMPORTERS, all_importers
+    from pollwatch.results.importers.base import _BUILTIN_MODULES
+
+    all_importers()
+    for name, cls in IMPORTERS.items():
+        if cls.__module__.startswith("pollwatch.results.importers."):
+            assert cls.__module__ == f"pollwatch.results.importers.{_BUILTIN_MODULES[name]}"
+    code = (
+        "import sys; from pollwatch.results.importers import get_importer; "
+        "get_importer('russia-cec'); get_importer('russia-cec-evoting'); "
+        "print(sorted(m for m in sys.modules if m.startswith('pollwatch.results.importers.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    modules = {name.rsplit(".", 1)[-1] for name in ast.literal_eval(loaded)}
+    assert "russia_cec" in modules
+    assert not {"nist", "mapping", "medsl", "openelections"} & modules

@@ -61,6 +61,7 @@ from typing import Any
 import polars as pl
 
 from pollwatch.errors import ColumnError, CountError, InputError
+from pollwatch.results.quarantine import Quarantine
 
 __all__ = [
     "COUNT_COLUMNS",
@@ -211,10 +212,15 @@ class ElectionMeta:
 
 @dataclass(frozen=True)
 class Election:
-    """One election: metadata and the stations table. Build it with :func:`make_election`."""
+    """One election: metadata and the stations table. Build it with :func:`make_election`.
+
+    ``quarantine`` holds the source rows the import set aside instead of failing on them
+    (:mod:`pollwatch.results.quarantine`); empty for a clean file or a strict import.
+    """
 
     meta: ElectionMeta
     stations: pl.DataFrame
+    quarantine: Quarantine = field(default_factory=Quarantine)
 
     @property
     def id(self) -> str:
@@ -297,13 +303,21 @@ class Election:
         """Station count, registered voters, ballots, turnout and totals per candidate."""
         frame = self.stations
         reported = ("registered", "ballots_cast", "valid", "invalid")
+        evoting = pl.col("is_evoting")
         row = frame.select(
             *[pl.col(c).sum().alias(c) for c in reported],
             *[pl.col(c).is_not_null().sum().alias(f"{c}:n") for c in reported],
+            *[pl.col(c).filter(evoting).sum().alias(f"{c}:e") for c in reported[:2]],
+            *[pl.col(c).filter(evoting).is_not_null().sum().alias(f"{c}:en") for c in reported[:2]],
         ).row(0, named=True)
         # A total over stations that never report the number is unknown, not zero.
         sums = {c: int(row[c] or 0) if row[f"{c}:n"] else None for c in reported}
         flags = {name: int(frame[name].sum()) for name in FLAG_COLUMNS}
+        # E-voting pseudo-stations that report no numbers leave their total unknown.
+        evoting_sums = {
+            c: int(row[f"{c}:e"] or 0) if row[f"{c}:en"] or not flags["is_evoting"] else None
+            for c in reported[:2]
+        }
         # Turnout over stations that report both numbers, so that missing registered counts
         # (US precinct files) do not deflate it.
         both = frame.filter(
@@ -325,6 +339,10 @@ class Election:
             totals=self.totals(),
             leader=leader.name if leader else None,
             flags=flags,
+            set_aside=len(self.quarantine),
+            evoting_stations=flags["is_evoting"],
+            evoting_registered=evoting_sums["registered"],
+            evoting_ballots_cast=evoting_sums["ballots_cast"],
         )
 
     def content_digest(self) -> str:
@@ -347,7 +365,13 @@ class Election:
 
     def replace_meta(self, **changes: Any) -> Election:
         """A copy with metadata fields replaced."""
-        return Election(meta=replace(self.meta, **changes), stations=self.stations)
+        return Election(
+            meta=replace(self.meta, **changes), stations=self.stations, quarantine=self.quarantine
+        )
+
+    def with_quarantine(self, quarantine: Quarantine) -> Election:
+        """A copy carrying ``quarantine`` (the rows its import set aside)."""
+        return Election(meta=self.meta, stations=self.stations, quarantine=quarantine)
 
 
 @dataclass(frozen=True)
@@ -364,12 +388,35 @@ class ElectionSummary:
     totals: Mapping[str, int]
     leader: str | None
     flags: Mapping[str, int]
+    #: source rows the import set aside (see :mod:`pollwatch.results.quarantine`)
+    set_aside: int = 0
+    #: remote e-voting pseudo-stations (``is_evoting``), reported apart: how many, and their
+    #: registered voters and ballots (included in ``registered`` and ``ballots_cast``)
+    evoting_stations: int = 0
+    evoting_registered: int | None = None
+    evoting_ballots_cast: int | None = None
+
+    @property
+    def registered_without_evoting(self) -> int | None:
+        """``registered`` less the e-voting pseudo-stations' registered voters."""
+        return _less(self.registered, self.evoting_registered)
+
+    @property
+    def ballots_cast_without_evoting(self) -> int | None:
+        """``ballots_cast`` less the e-voting pseudo-stations' ballots."""
+        return _less(self.ballots_cast, self.evoting_ballots_cast)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["totals"] = dict(self.totals)
         data["flags"] = dict(self.flags)
+        data["registered_without_evoting"] = self.registered_without_evoting
+        data["ballots_cast_without_evoting"] = self.ballots_cast_without_evoting
         return data
+
+
+def _less(total: int | None, part: int | None) -> int | None:
+    return total if total is None or part is None else total - part
 
 
 def _schema_for(candidate_columns: Sequence[str]) -> dict[str, pl.DataType]:
@@ -385,13 +432,20 @@ def _schema_for(candidate_columns: Sequence[str]) -> dict[str, pl.DataType]:
     return schema
 
 
-def make_election(meta: ElectionMeta, stations: pl.DataFrame, *, where: str = "") -> Election:
+def make_election(
+    meta: ElectionMeta,
+    stations: pl.DataFrame,
+    *,
+    where: str = "",
+    quarantine: Quarantine | None = None,
+) -> Election:
     """Normalise an importer's table into the data model and check its invariants.
 
     Absent optional columns are added as nulls (flags as ``False``, ``station_kind`` as
     ``"ordinary"``), columns are put in canonical order and types, and the function refuses
     a table whose ``station_id`` is missing or null, whose candidate columns are absent or whose
-    counts are negative. ``where`` names the source in error messages.
+    counts are negative. ``where`` names the source in error messages; ``quarantine`` (the rows
+    set aside on the way) is kept.
     """
     candidate_columns = [c.column for c in meta.candidates]
     if len(set(candidate_columns)) != len(candidate_columns):
@@ -463,4 +517,8 @@ def make_election(meta: ElectionMeta, stations: pl.DataFrame, *, where: str = ""
             "is_pseudo_station); fix the source or its mapping",
         )
     definitions = {**DERIVED_DEFINITIONS, **dict(meta.definitions)}
-    return Election(meta=replace(meta, definitions=definitions), stations=table)
+    return Election(
+        meta=replace(meta, definitions=definitions),
+        stations=table,
+        quarantine=quarantine or Quarantine(),
+    )

@@ -22,19 +22,25 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import polars as pl
 
-from pollwatch.errors import ColumnError, CountError, FormatError
+from pollwatch.errors import ColumnError, FormatError
 from pollwatch.results.importers.limits import (
     RATIO_GRACE_BYTES,
     current_limits,
     human_bytes,
     limit_error,
     report_progress,
+)
+from pollwatch.results.quarantine import (
+    NEGATIVE_COUNT,
+    NOT_WHOLE_NUMBER,
+    is_collecting,
+    set_aside,
 )
 
 __all__ = [
@@ -199,6 +205,7 @@ def read_csv_table(
     separator: str = ",",
     skip_rows: int = 0,
     quote_char: str | None = '"',
+    integer_columns: Callable[[Sequence[str]], Collection[str]] | None = None,
 ) -> pl.DataFrame:
     """Read CSV bytes into a frame of strings (types are parsed later, with row numbers).
 
@@ -207,20 +214,50 @@ def read_csv_table(
     whose lines are too short to hold the header's fields (see the module docstring); while
     parsing, more than ``import_max_rows`` rows or ``import_max_cells`` cells (polars stops
     reading one row past the limit, so the refusal costs no more than the limit).
+
+    UTF-8 is not decoded here: polars checks it as it parses, and only a file it refuses is
+    decoded, to name the line of the first bad byte (the preamble and header are checked here).
+    Other encodings are decoded strictly and handed to polars as UTF-8.
+
+    ``integer_columns``, called with the header's trimmed names, may name columns to parse as
+    ``Int64`` in the same pass (a national table's counts, without a string column per count).
+    They come back as ``Int64`` only when every cell of every one of them is an integer or
+    empty (negative ones included: the caller checks); otherwise the whole table is read again
+    as strings, so that :func:`parse_counts` names the bad cell as before.
     """
-    text = decode_text(data, encoding, where)
-    end = _content_end(text)
+    utf8 = _is_utf8(encoding)
+    if utf8:
+        body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    else:
+        body = decode_text(data, encoding, where).encode("utf-8")
+
+    def refuse(error: FormatError) -> FormatError:
+        # A UTF-8 file that is not valid UTF-8 is refused as such first, as a decoded one is.
+        if utf8:
+            decode_text(data, encoding, where)
+        return error
+
+    end = _content_end(body)
     if end == 0:
-        blank = f" ({text.count(chr(10)):,} blank lines)" if text else ""
+        lines = body.count(b"\n")
+        blank = f" ({lines:,} blank lines)" if body else ""
         raise FormatError(
             f"no stations in {where}: the file is empty{blank}",
             hint="check you exported the right file",
         )
-    if "\x00" in text[:4096]:
-        raise FormatError("binary content, not a text table", path=where, hint="give a CSV file")
+    if b"\x00" in body[:4096]:
+        raise refuse(
+            FormatError("binary content, not a text table", path=where, hint="give a CSV file")
+        )
     # The header as the CSV standard reads it (the csv module), from the lines after skip_rows.
-    header_start = _after_lines(text, 0, skip_rows, end)
-    header_text = text[header_start : _after_lines(text, header_start, 50, end)]
+    header_start = _after_lines(body, 0, skip_rows, end)
+    header_stop = _after_lines(body, header_start, 50, end)
+    try:
+        body[:header_start].decode("utf-8")
+        header_text = body[header_start:header_stop].decode("utf-8")
+    except UnicodeDecodeError:
+        decode_text(data, encoding, where)
+        header_text = body[header_start:header_stop].decode("utf-8", errors="replace")
     try:
         reader = csv.reader(
             io.StringIO(header_text),
@@ -233,31 +270,56 @@ def read_csv_table(
     except (csv.Error, StopIteration):
         header, header_lines = [], 1
     check_table_shape(0, len(header), where)
-    data_start = _after_lines(text, header_start, header_lines, end)
+    data_start = _after_lines(body, header_start, header_lines, end)
     if data_start >= end:
-        after = text.count("\n", end) - 1  # the first ends the header line
+        after = body.count(b"\n", end) - 1  # the first ends the header line
         blank = f", only {after:,} blank lines" if after > 0 else ""
-        raise FormatError(
-            f"no stations in {where}: the header is followed by no data rows{blank}",
-            hint="check you exported the whole table; with a mapping, check source.skip_rows",
+        raise refuse(
+            FormatError(
+                f"no stations in {where}: the header is followed by no data rows{blank}",
+                hint="check you exported the whole table; with a mapping, check source.skip_rows",
+            )
         )
-    _check_line_lengths(text, data_start, end, len(header), where)
+    short = _short_lines_error(body, data_start, end, len(header), where)
+    if short is not None:
+        raise refuse(short)
     row_budget = table_row_budget(len(header))
-    payload = _parse_payload(data, text, encoding, end)
-    del text  # polars gets its own copy; the decoded text is not needed any more
-    try:
-        frame = pl.read_csv(
-            io.BytesIO(payload),
+    # A last line end alone is what polars expects; more (blank lines) would be null rows.
+    payload = body if len(body) - end <= 2 and b"\n" not in body[end:-1] else body[:end]
+    del body
+    names = [name.strip() for name in header]
+    overrides: list[pl.DataType] | None = None
+    if integer_columns is not None:
+        wanted = set(integer_columns(names))
+        if wanted:
+            overrides = [pl.Int64() if name in wanted else pl.String() for name in names]
+
+    def parse(source: bytes, schema: list[pl.DataType] | None) -> pl.DataFrame:
+        return pl.read_csv(
+            source,
             separator=separator,
             quote_char=quote_char,
             infer_schema=False,
+            schema_overrides=schema,
             skip_rows=skip_rows,
             truncate_ragged_lines=False,
             raise_if_empty=True,
             n_rows=row_budget,
         )
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
+
+    failures = (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError)
+    try:
+        try:
+            frame = parse(payload, overrides)
+        except failures:
+            if overrides is None:
+                raise
+            # A count that is not a plain integer: read strings, parse_counts names the cell.
+            frame = parse(payload, None)
+    except failures as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if utf8 and "utf-8" in first.lower():
+            decode_text(data, encoding, where)
         raise FormatError(
             f"not a readable {separator!r}-separated table ({first[:200]})",
             path=where,
@@ -269,8 +331,7 @@ def read_csv_table(
     # csv module read the header line above as the CSV standard says. Names are trimmed, and a
     # repeated name is an error rather than a silent "_duplicated_0" suffix.
     if len(header) != frame.width:
-        header = list(frame.columns)
-    names = [name.strip() for name in header]
+        names = [name.strip() for name in frame.columns]
     seen: set[str] = set()
     for name in names:
         if name in seen and name:
@@ -340,11 +401,15 @@ def check_archive_members(data: bytes, where: str) -> None:
     _check_unpacked(unpacked, packed, where, declared=True)
 
 
-_BLANK = " \t\r\n\x0b\x0c"
+_BLANK = b" \t\r\n\x0b\x0c"
 
 
-def _content_end(text: str) -> int:
-    """The offset just after the last character that is not ASCII whitespace (0: none)."""
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in {"utf8", "utf8sig"}
+
+
+def _content_end(text: bytes) -> int:
+    """The offset just after the last byte that is not ASCII whitespace (0: none)."""
     end = len(text)
     while end > 0:
         start = max(0, end - _CHUNK)
@@ -355,49 +420,40 @@ def _content_end(text: str) -> int:
     return 0
 
 
-def _after_lines(text: str, start: int, count: int, stop: int) -> int:
+def _after_lines(text: bytes, start: int, count: int, stop: int) -> int:
     """The offset after ``count`` lines (ending in newline) from ``start``, at most ``stop``."""
     position = start
     for _ in range(count):
-        found = text.find("\n", position, stop)
+        found = text.find(b"\n", position, stop)
         if found < 0:
             return stop
         position = found + 1
     return min(position, stop)
 
 
-def _check_line_lengths(text: str, start: int, end: int, columns: int, where: str) -> None:
-    """Refuse a table whose lines are too short, on average, to hold ``columns`` fields each.
+def _short_lines_error(
+    text: bytes, start: int, end: int, columns: int, where: str
+) -> FormatError | None:
+    """The refusal of a table whose lines are too short, on average, for ``columns`` fields.
 
-    A complete row of C fields has C - 1 separators and a line end: at least C characters. When
-    the lines between ``start`` and ``end`` cannot hold that, most of them are blank or short,
-    and polars would pad each to a full row of nulls: cells the text does not contain.
+    A complete row of C fields has C - 1 separators and a line end: at least C bytes. When the
+    bytes between ``start`` and ``end`` cannot hold that, most lines are blank or short, and
+    polars would pad each to a full row of nulls: cells the file does not contain. (Counting
+    bytes, not characters, bounds what matters: cells per byte read.)
     """
     if columns < 2:
-        return  # one column: the separator is wrong, which the parse reports
-    lines = text.count("\n", start, end) + 1
-    characters = end - start + 1
-    if lines * columns <= characters:
-        return
-    blank = re.subn(r"\n(?=[ \t\r]*(?:\n|\Z))", "", text[start:end])[1]
-    raise FormatError(
-        f"{lines:,} data lines ({blank:,} of them blank) in {characters:,} characters cannot "
-        f"each hold the header's {columns} fields: the table is mostly blank lines or rows "
-        "missing fields",
+        return None  # one column: the separator is wrong, which the parse reports
+    lines = text.count(b"\n", start, end) + 1
+    size = end - start + 1
+    if lines * columns <= size:
+        return None
+    blank = re.subn(rb"\n(?=[ \t\r]*(?:\n|\Z))", b"", text[start:end])[1]
+    return FormatError(
+        f"{lines:,} data lines ({blank:,} of them blank) in {size:,} bytes cannot each hold "
+        f"the header's {columns} fields: the table is mostly blank lines or rows missing fields",
         path=where,
         hint="delete the blank lines and incomplete rows, or check the separator",
     )
-
-
-def _parse_payload(data: bytes, text: str, encoding: str, end: int) -> bytes:
-    """UTF-8 bytes of ``text[:end]`` for polars, reusing ``data`` when it already is UTF-8."""
-    if encoding.lower().replace("-", "").replace("_", "") in {"utf8", "utf8sig"}:
-        body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-        # What follows ``end`` is ASCII whitespace: one byte a character.
-        cut = len(body) - (len(text) - end)
-        # A last line end alone is what polars expects; more (blank lines) would be null rows.
-        return body if len(body) - cut <= 2 and b"\n" not in body[cut:-1] else body[:cut]
-    return text[:end].encode("utf-8")
 
 
 def require_columns(frame: pl.DataFrame, columns: Iterable[str], where: str) -> None:
@@ -420,12 +476,18 @@ def parse_counts(
     thousands: str | None = None,
     na_values: Sequence[str] = (),
     first_row: int = 2,
+    line_column: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """Turn string count columns into ``Int64``; empty cells and ``na_values`` become null.
 
-    A cell that is not a whole number, or is negative, raises :class:`CountError` with its line
-    number (``first_row`` is the line of the first data row, 2 when there is one header line).
-    Integral decimals such as ``"12.0"`` are accepted.
+    A row with a cell that is not a whole number, or is negative, is set aside
+    (:func:`~pollwatch.results.quarantine.set_aside`): into the quarantine when one is being
+    collected, else as a :class:`CountError` with its line number. Lines come from
+    ``line_column`` when given, else ``first_row`` is the line of the first data row (2 when
+    there is one header line and nothing was set aside before). Integral decimals such as
+    ``"12.0"`` are accepted. The result may have fewer rows than ``frame``. ``names`` maps a
+    parsed column to the source column that errors name (for a column derived from another).
     """
     markers = [m for m in na_values if m != ""]
     # Fast path: columns holding only plain non-negative integers (or nothing) convert in one step.
@@ -445,67 +507,122 @@ def parse_counts(
         else {}
     )
     fast = [name for name in columns if plain[name]]
-    if fast:
-        frame = frame.with_columns([pl.col(name).cast(pl.String).cast(pl.Int64) for name in fast])
-        columns = [name for name in columns if name not in plain or not plain[name]]
-        if not columns:
-            return frame
-    exprs = []
-    for name in columns:
-        text = pl.col(name).cast(pl.String).str.strip_chars()
-        if thousands:
-            text = text.str.replace_all(thousands, "", literal=True)
-        text = text.str.replace_all("\u00a0", "", literal=True).str.replace_all(
-            " ", "", literal=True
+    slow = [name for name in columns if not plain[name]]
+    if slow:
+        frame = _set_aside_bad_counts(
+            frame, slow, where, thousands, markers, first_row, line_column, names or {}
         )
-        cleaned = pl.when(text.is_in(markers) | (text == "")).then(None).otherwise(text)
-        exprs.append(cleaned.alias(name))
-    cleaned_frame = frame.select(exprs)
-    as_int_frame = cleaned_frame.select(pl.all().cast(pl.Int64, strict=False))
-    # One pass over all columns finds the few (if any) that need a closer look.
-    flags = as_int_frame.select(
-        [
-            ((pl.col(c).is_null() & cleaned_frame[c].is_not_null()) | (pl.col(c) < 0))
-            .any()
-            .alias(c)
-            for c in columns
-        ]
-    ).row(0, named=True)
-    parsed = [as_int_frame[c] for c in columns if not flags[c]]
-    for name in [c for c in columns if flags[c]]:
-        column = cleaned_frame[name]
-        as_int = as_int_frame[name]
-        bad = as_int.is_null() & column.is_not_null()
-        if bad.any():
-            as_float = column.cast(pl.Float64, strict=False)
-            integral = as_float.is_not_null() & (as_float == as_float.floor())
-            fixable = bad & integral
-            as_int = pl.select(
-                pl.when(fixable).then(as_float.cast(pl.Int64, strict=False)).otherwise(as_int)
-            ).to_series()
-            still_bad = as_int.is_null() & column.is_not_null()
-            if still_bad.any():
-                index = int(still_bad.arg_max() or 0)
-                raise CountError(
-                    f"{column[index]!r} is not a whole number",
-                    path=where,
-                    row=first_row + index,
-                    column=name,
-                    hint="counts must be whole numbers; mark missing values as empty "
-                    "(or list the marker in na_values)",
-                )
-        negative = as_int.lt(0).fill_null(False)
-        if negative.any():
-            index = int(negative.arg_max() or 0)
-            raise CountError(
-                f"negative count {as_int[index]}",
-                path=where,
-                row=first_row + index,
-                column=name,
-                hint="counts must be zero or more",
-            )
-        parsed.append(as_int.alias(name))
-    return frame.with_columns(parsed)
+    converted = [pl.col(name).cast(pl.String).cast(pl.Int64) for name in fast]
+    converted += [_count_value(name, thousands, markers).alias(name) for name in slow]
+    return frame.with_columns(converted) if converted else frame
+
+
+_COUNT_LINE = "__pollwatch_count_line__"
+
+
+def _cleaned_count(name: str, thousands: str | None, markers: Sequence[str]) -> pl.Expr:
+    """A count cell as text without spaces or thousands separators; null when empty or NA."""
+    text = pl.col(name).cast(pl.String).str.strip_chars()
+    if thousands:
+        text = text.str.replace_all(thousands, "", literal=True)
+    text = text.str.replace_all("\u00a0", "", literal=True).str.replace_all(" ", "", literal=True)
+    return pl.when(text.is_in(list(markers)) | (text == "")).then(None).otherwise(text)
+
+
+def _count_value(name: str, thousands: str | None, markers: Sequence[str]) -> pl.Expr:
+    """A count cell as Int64: a whole number, or an integral decimal ("12.0"); else null."""
+    cleaned = _cleaned_count(name, thousands, markers)
+    as_float = cleaned.cast(pl.Float64, strict=False)
+    integral = pl.when(as_float.is_not_null() & (as_float == as_float.floor())).then(
+        as_float.cast(pl.Int64, strict=False)
+    )
+    return pl.coalesce(cleaned.cast(pl.Int64, strict=False), integral)
+
+
+def _bad_count(name: str, thousands: str | None, markers: Sequence[str]) -> pl.Expr:
+    """Whether a count cell is not a whole number or is negative (empty and NA cells: no)."""
+    value = _count_value(name, thousands, markers)
+    return (value.is_null() & _cleaned_count(name, thousands, markers).is_not_null()) | (value < 0)
+
+
+def _clean_count_text(value: object, thousands: str | None) -> str:
+    """The Python twin of :func:`_cleaned_count`, for messages."""
+    text = str(value).strip()
+    if thousands:
+        text = text.replace(thousands, "")
+    return text.replace("\u00a0", "").replace(" ", "")
+
+
+def _set_aside_bad_counts(
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+    where: str,
+    thousands: str | None,
+    markers: Sequence[str],
+    first_row: int,
+    line_column: str | None,
+    names: Mapping[str, str],
+) -> pl.DataFrame:
+    """Set aside the rows whose cell in one of ``columns`` is not a whole number or negative.
+
+    Column by column, in order; a row bad in two columns is set aside once, for the first. A
+    strict import (no quarantine collected) fails on the file's first bad row.
+    """
+    # One pass finds the few columns (if any) that hold a bad cell.
+    flags = frame.select([_bad_count(c, thousands, markers).any().alias(c) for c in columns])
+    flagged = [c for c in columns if flags[c][0]]
+    if not flagged:
+        return frame
+    temporary = line_column is None
+    if line_column is None:
+        frame = frame.with_row_index(_COUNT_LINE, offset=first_row)
+        line_column = _COUNT_LINE
+    if not is_collecting():
+        # Strict: the error names the file's first bad row (checked below, so it raises).
+        bad = pl.any_horizontal([_bad_count(c, thousands, markers) for c in flagged])
+        frame = frame.filter(bad).head(1)
+    for name in flagged:
+        value = _count_value(name, thousands, markers)
+        cleaned = _cleaned_count(name, thousands, markers)
+        frame = set_aside(
+            frame,
+            value.is_null() & cleaned.is_not_null(),
+            reason=NOT_WHOLE_NUMBER,
+            where=where,
+            column=names.get(name, name),
+            message=_count_message(name, thousands, negative=False),
+            hint="counts must be whole numbers; mark missing values as empty "
+            "(or list the marker in na_values)",
+            line_column=line_column,
+        )
+        frame = set_aside(
+            frame,
+            value < 0,
+            reason=NEGATIVE_COUNT,
+            where=where,
+            column=names.get(name, name),
+            message=_count_message(name, thousands, negative=True),
+            hint="counts must be zero or more",
+            line_column=line_column,
+        )
+    return frame.drop(_COUNT_LINE) if temporary else frame
+
+
+def _count_message(
+    name: str, thousands: str | None, *, negative: bool
+) -> Callable[[Mapping[str, Any]], str]:
+    """The one-line error text for a bad cell of column ``name``, from its row."""
+
+    def message(row: Mapping[str, Any]) -> str:
+        text = _clean_count_text(row[name], thousands)
+        if not negative:
+            return f"{text!r} is not a whole number"
+        try:
+            return f"negative count {int(text) if text.lstrip('-').isdigit() else int(float(text))}"
+        except ValueError:
+            return f"negative count {text}"
+
+    return message
 
 
 def peek_header(

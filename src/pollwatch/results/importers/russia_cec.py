@@ -19,14 +19,25 @@ Definitions (also recorded in ``meta.definitions``):
   the boxes, the turnout numerator of Kobak, Shpilkin & Pshenichnikov. Where a protocol has only a
   total "ballots in the boxes" line (the 2020 constitutional vote), that total is used.
 * ``station_id = "<region>|<tik>|<uik number>"``, unique in every file of the mirror (verified for
-  2004-2018); the district commission (``oik``) is added only where these three repeat, and a
-  ``#n`` suffix only where even that repeats.
+  2004-2018); ``ДЭГ`` stands for the empty uik of an e-voting row (2021); the district
+  commission (``oik``) is added only where these three repeat, and a ``#n`` suffix only where
+  even that repeats.
 * Flags: stations abroad (``is_abroad``, kind ``abroad``: region or TIK "за пределами" /
   "Зарубежная территория", but not the Russian-administered city of Baikonur); remote electronic
   voting pseudo-stations (``is_evoting`` and ``is_pseudo_station``, kind ``evoting``: "ДЭГ",
-  "дистанционн...", "электронн..." in the TIK, UIK or name); rows with no numbers at all
-  (``is_unpublished``, counts left null); stations whose results were later cancelled
-  (``is_cancelled``, from the small table :data:`CANCELLED_STATIONS`).
+  "дистанционн...", "электронн..." in the TIK, UIK or name, or Moscow's numbered e-voting
+  stations, :data:`MOSCOW_EVOTING_STATIONS`); rows with no numbers at all (``is_unpublished``,
+  counts left null); stations whose results were later cancelled (``is_cancelled``, from the
+  small table :data:`CANCELLED_STATIONS`).
+* Bad rows are set aside (:func:`~pollwatch.results.quarantine.set_aside`): an empty region, tik
+  or uik (except an e-voting row's tik or uik), a count that is not a whole number or negative.
+
+:class:`RussiaCecEvotingImporter` (``russia-cec-evoting``) reads the table of e-voting results
+by region that accompanies the 2024 file: one e-voting pseudo-station per region.
+
+Counts are parsed by polars while it reads the table (one pass, no string column per count)
+when every cell is a plain integer; otherwise the table is read as text and
+:func:`~pollwatch.results.importers._tables.parse_counts` parses it (``"12.0"``, bad cells).
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -56,12 +67,16 @@ from pollwatch.results.importers.base import (
     slugify,
 )
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
+from pollwatch.results.quarantine import EMPTY_IDENTIFIER, LINE_COLUMN, number_lines, set_aside
 
 __all__ = [
     "CANCELLED_STATIONS",
     "ELECTIONS",
+    "EVOTING_STATION_SIZE",
     "HEADER_RULES",
+    "MOSCOW_EVOTING_STATIONS",
     "HeaderRule",
+    "RussiaCecEvotingImporter",
     "RussiaCecImporter",
     "classify_headers",
     "normalise_header",
@@ -134,6 +149,26 @@ CANCELLED_STATIONS: dict[int, frozenset[str]] = {
 }
 
 
+#: Moscow's own remote e-voting (ДЭГ) pseudo-stations, by election year: rows that look
+#: ordinary (``УИК №5001`` to ``УИК №5015``, under district TIKs, no e-voting word anywhere) but
+#: hold the city's electronic votes, 120,000-172,000 registered voters each in the 2021 Duma
+#: file (as reported on that file, pollwatch issue 12). A row is flagged when it is in Moscow,
+#: its number is in the range and it has more than :data:`EVOTING_STATION_SIZE` registered
+#: voters, in a year listed here or a file whose year is unknown.
+MOSCOW_EVOTING_STATIONS: dict[int, range] = {2021: range(5001, 5016)}
+
+#: Registered voters above which a numbered Moscow station is taken for e-voting. A physical
+#: UIK serves at most a few thousand voters; size alone is no rule, though: stations abroad
+#: reach 38,859 (2007) and a few ordinary ones 10,300-14,781 (Samara 2011, Volgograd 2016).
+EVOTING_STATION_SIZE = 10_000
+
+#: The ``uik`` of an e-voting pseudo-station that has none (2021: empty cells).
+EVOTING_UIK = "ДЭГ"
+
+# A file of unknown year: Moscow's numbering as in the years known.
+_ANY_YEAR = MOSCOW_EVOTING_STATIONS[2021]
+
+
 @dataclass(frozen=True)
 class HeaderRule:
     """One rule of header matching: a regex on the normalised header and what it means.
@@ -191,6 +226,7 @@ _YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
 _EVOTING = r"(?i)дэг|дистанционн|электронн"
 _ABROAD = r"(?i)за пределами|зарубежн"
 _BAIKONUR = r"(?i)байконур"
+_MOSCOW = r"(?i)москва"
 _BALLOT_NUMBER = re.compile(r"^\s*\d+\s*[.)]\s*")
 _NA_VALUES = ("nan", "NaN", "NA")
 
@@ -308,8 +344,14 @@ def _guess_kind(candidates: Sequence[str]) -> str:
 
 
 def _read_table(data: bytes, where: str, encoding: str) -> pl.DataFrame:
+    """The table as strings, its count columns already ``Int64`` where every cell is an integer."""
     try:
-        return read_csv_table(data, where=where, encoding=encoding)
+        return read_csv_table(
+            data,
+            where=where,
+            encoding=encoding,
+            integer_columns=lambda names: _count_headers_or_none(names, where),
+        )
     except FormatError as exc:
         if "not valid" not in exc.message:
             raise
@@ -325,6 +367,90 @@ def _read_table(data: bytes, where: str, encoding: str) -> pl.DataFrame:
             row=exc.row,
             hint="read it with --option encoding=cp1251",
         ) from None
+
+
+def _count_headers(plan: HeaderPlan) -> list[str]:
+    """The source headers whose cells are counts: protocol lines in the model, candidates."""
+    headers = [*plan.model.values(), *plan.candidates]
+    if plan.boxes_total is not None:
+        headers.append(plan.boxes_total)
+    return headers
+
+
+def _count_headers_or_none(names: Sequence[str], where: str) -> list[str]:
+    """For the reader's one-pass parse: the count columns, none when the header is unusable
+    (``read`` then raises the header's error itself, after the table is read)."""
+    try:
+        return _count_headers(classify_headers(names, where))
+    except PollwatchError:
+        return []
+
+
+def _parse_count_columns(frame: pl.DataFrame, headers: Sequence[str], where: str) -> pl.DataFrame:
+    """Count columns as ``Int64``; a bad cell's row is set aside (or raised) by parse_counts.
+
+    Columns the reader already parsed as ``Int64`` only need the sign checked; one with a
+    negative number goes back to text so that :func:`parse_counts` deals with it as before.
+    """
+    typed = [h for h in headers if frame.schema[h] == pl.Int64]
+    if typed:
+        negative = frame.select([(pl.col(h) < 0).any().alias(h) for h in typed]).row(0)
+        signed = [h for h, is_negative in zip(typed, negative, strict=True) if is_negative]
+        if signed:
+            frame = frame.with_columns([pl.col(h).cast(pl.String) for h in signed])
+    text = [h for h in headers if frame.schema[h] != pl.Int64]
+    if not text:
+        return frame
+    return parse_counts(frame, text, where=where, na_values=_NA_VALUES, line_column=LINE_COLUMN)
+
+
+def _empty(column: str) -> pl.Expr:
+    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+
+
+def _matches(frame: pl.DataFrame, column: str, pattern: str) -> pl.Expr:
+    """``column`` matches ``pattern`` (null: no), the regex run once per distinct value.
+
+    For the columns with few values (a national table has some 85 regions and 2,800 TIKs in
+    97,000 rows), where running the regex on every row is most of the time of the flags.
+    """
+    values = frame[column].drop_nulls().unique()
+    hits = values.filter(values.str.contains(pattern))
+    return pl.col(column).is_in(hits.to_list()).fill_null(False)
+
+
+def _evoting_by_name(frame: pl.DataFrame) -> pl.Expr:
+    """Rows whose tik, uik or name says remote e-voting (ДЭГ, дистанционн..., электронн...)."""
+    found = [_matches(frame, "tik", _EVOTING)] if "tik" in frame.columns else []
+    found += [
+        pl.col(c).str.contains(_EVOTING).fill_null(False)
+        for c in ("uik", "name")
+        if c in frame.columns
+    ]
+    return pl.any_horizontal(found)
+
+
+def _set_aside_empty_ids(frame: pl.DataFrame, where: str) -> pl.DataFrame:
+    """Set aside rows without region, tik or uik, except e-voting rows without tik or uik."""
+    columns = ("region", "tik", "uik")
+    if not frame.select(pl.any_horizontal([_empty(c) for c in columns]).any()).item():
+        return frame  # the usual case, in one pass
+    evoting = _evoting_by_name(frame)
+    for column in columns:
+        bad = _empty(column) if column == "region" else _empty(column) & ~evoting
+        frame = set_aside(
+            frame,
+            bad,
+            reason=EMPTY_IDENTIFIER,
+            where=where,
+            column=column,
+            message="empty station identifier",
+            hint="every row needs region, tik and uik (only remote e-voting rows may lack "
+            "tik or uik)",
+            line_column=LINE_COLUMN,
+            error=InputError,
+        )
+    return frame
 
 
 @IMPORTERS.register("russia-cec")
@@ -370,6 +496,7 @@ class RussiaCecImporter(Importer):
         year = _year_of(path, given)
         data, where = read_source_bytes(path)
         frame = _read_table(data, where, encoding)
+        del data  # a national table: the bytes are not needed once parsed
         missing_ids = [c for c in ("region", "tik", "uik") if c not in frame.columns]
         if missing_ids:
             shown = ", ".join(repr(c) for c in frame.columns[:12])
@@ -379,22 +506,13 @@ class RussiaCecImporter(Importer):
                 hint=f"a Kobak/Shpilkin table starts with region, (oik,) tik, uik; seen: {shown}",
             )
         plan = classify_headers(frame.columns, where)
-        for column in ("region", "tik", "uik"):
-            empty = frame[column].is_null() | (frame[column].str.strip_chars() == "")
-            if empty.any():
-                raise InputError(
-                    "empty station identifier",
-                    path=where,
-                    row=int(empty.arg_max() or 0) + 2,
-                    column=column,
-                    hint="every row needs region, tik and uik",
-                )
-        count_headers = [*plan.model.values(), *plan.candidates]
-        if plan.boxes_total is not None:
-            count_headers.append(plan.boxes_total)
-        counts = parse_counts(frame, count_headers, where=where, na_values=_NA_VALUES)
+        count_headers = _count_headers(plan)
+        frame = _set_aside_empty_ids(number_lines(frame), where)
+        counts = _parse_count_columns(frame, count_headers, where)
+        del frame
         stations = self._stations(counts, plan)
         stations = self._flag(stations, counts, plan, count_headers, year)
+        del counts
         candidates = self._candidates(plan, year)
         meta = self._meta(path, year, plan, candidates, stations)
         return make_election(meta, stations, where=where)
@@ -403,15 +521,24 @@ class RussiaCecImporter(Importer):
     @staticmethod
     def _stations(counts: pl.DataFrame, plan: HeaderPlan) -> pl.DataFrame:
         text = {c: pl.col(c).str.strip_chars() for c in ("region", "tik", "uik")}
-        uik_number = text["uik"].str.extract(r"(\d+)", 1)
-        uik_key = pl.coalesce(uik_number, text["uik"])
+        if counts.select(pl.col("uik").str.contains(r"^\d+$").fill_null(False).all()).item():
+            # 2004-2018: the uik is its number (the regex below is most of this step's time).
+            uik = uik_key = pl.col("uik")
+        else:
+            # Only e-voting rows are left without a uik (the others were set aside).
+            uik = (
+                pl.when(text["uik"].fill_null("") == "")
+                .then(pl.lit(EVOTING_UIK))
+                .otherwise(text["uik"])
+            )
+            uik_key = pl.coalesce(uik.str.extract(r"(\d+)", 1), uik)
         exprs: list[pl.Expr] = [
             text["region"].alias("region"),
             text["tik"].alias("district"),
-            text["uik"].alias("station_name"),
-            pl.concat_str([text["region"], text["tik"], uik_key], separator="|").alias(
-                "station_id"
-            ),
+            uik.alias("station_name"),
+            pl.concat_str(
+                [text["region"], text["tik"].fill_null(""), uik_key], separator="|"
+            ).alias("station_id"),
         ]
         if "oik" in counts.columns:
             exprs.append(pl.col("oik").str.strip_chars().alias("constituency"))
@@ -444,13 +571,19 @@ class RussiaCecImporter(Importer):
         count_headers: Sequence[str],
         year: int | None,
     ) -> pl.DataFrame:
-        text_columns = [c for c in ("tik", "uik", "name") if c in counts.columns]
-        evoting = pl.any_horizontal(
-            [pl.col(c).str.contains(_EVOTING).fill_null(False) for c in text_columns]
-        )
-        place = [pl.col(c).fill_null("") for c in ("region", "tik")]
-        abroad = pl.any_horizontal([p.str.contains(_ABROAD) for p in place]) & ~pl.any_horizontal(
-            [p.str.contains(_BAIKONUR) for p in place]
+        evoting = _evoting_by_name(counts)
+        numbered = MOSCOW_EVOTING_STATIONS.get(year) if year is not None else _ANY_YEAR
+        if numbered is not None:
+            large = _matches(counts, "region", _MOSCOW) & (
+                pl.col(plan.model["registered"]) > EVOTING_STATION_SIZE
+            ).fill_null(False)
+            if counts.select(large.any()).item():
+                number = pl.col("uik").str.extract(r"(\d+)", 1).cast(pl.Int64, strict=False)
+                evoting = evoting | (
+                    large & number.is_between(numbered.start, numbered.stop - 1).fill_null(False)
+                )
+        abroad = (_matches(counts, "region", _ABROAD) | _matches(counts, "tik", _ABROAD)) & ~(
+            _matches(counts, "region", _BAIKONUR) | _matches(counts, "tik", _BAIKONUR)
         )
         unpublished = pl.all_horizontal([pl.col(h).is_null() for h in count_headers])
         flags = counts.select(
@@ -516,8 +649,9 @@ class RussiaCecImporter(Importer):
                 else f"the protocol's single line of ballots in the boxes ({plan.boxes_total})"
             ),
             "station_id": (
-                "region|tik|uik number (the digits of uik; its text if it has none); oik is "
-                "added only where region|tik|uik repeats, then #n for a further repeat"
+                "region|tik|uik number (the digits of uik; its text if it has none; ДЭГ for an "
+                "e-voting row without uik); oik is added only where region|tik|uik repeats, "
+                "then #n for a further repeat"
             ),
             "station_kind": "abroad or evoting where flagged, else ordinary",
             "is_abroad": (
@@ -525,7 +659,7 @@ class RussiaCecImporter(Importer):
                 "of Baikonur, Russian-administered, stays ordinary. Duma 2016 spread stations "
                 "abroad over Russian TIKs: they cannot be told apart there"
             ),
-            "is_evoting": "tik, uik or name mentions ДЭГ, дистанционн... or электронн...",
+            "is_evoting": _evoting_definition(year),
             "is_pseudo_station": "remote e-voting rows (not a physical station)",
             "is_unpublished": "every count of the row is empty (nothing published); kept, null",
             "is_cancelled": (
@@ -688,6 +822,150 @@ class RussiaCecImporter(Importer):
         )
 
 
+#: The ``tik`` given to the rows of the regional e-voting table, which has none: so that a
+#: region's e-voting pseudo-station has the same id as a 2021-style row without uik.
+EVOTING_TIK = "Дистанционное электронное голосование"
+
+
+@IMPORTERS.register("russia-cec-evoting")
+class RussiaCecEvotingImporter(RussiaCecImporter):
+    """The remote e-voting (ДЭГ) results by region that come with a Kobak/Shpilkin table.
+
+    Source: ``2024-electronic-voting.csv`` in ``data/`` of github.com/dkobak/elections, one row
+    per region (``region``, the protocol lines, one column per candidate); its 8,434,406
+    registered voters are not in ``2024.csv.zip``. Each row becomes one e-voting pseudo-station
+    (``is_evoting``, ``is_pseudo_station``, kind ``evoting``) with ``tik`` =
+    :data:`EVOTING_TIK` and ``uik`` = ``ДЭГ``: station id ``<region>|Дистанционное электронное
+    голосование|ДЭГ``. Header matching and definitions are those of ``russia-cec``.
+    """
+
+    name: ClassVar[str] = "russia-cec-evoting"
+    description: ClassVar[str] = (
+        "Russian remote e-voting (ДЭГ) results by region, the table that accompanies a "
+        "Kobak/Shpilkin file (2024-electronic-voting.csv, github.com/dkobak/elections)"
+    )
+
+    def detect(self, path: Path) -> float:
+        """High confidence for a ``region`` column, protocol lines and no tik or uik."""
+        header = peek_header(Path(path))
+        if not header:
+            return 0.0
+        names = {h.strip() for h in header}
+        if "region" not in names or names & {"tik", "uik"}:
+            return 0.0
+        try:
+            classify_headers([h.strip() for h in header], str(path))
+        except PollwatchError:
+            return 0.0
+        return 0.9
+
+    def read(
+        self,
+        path: Path,
+        *,
+        mapping: Path | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> Election:
+        """Read one regional e-voting table (``.csv``, ``.csv.gz`` or ``.csv.zip``)."""
+        path = Path(path)
+        given = check_options(options, OPTIONS, self.name)
+        encoding = given.get("encoding", "utf-8")
+        year = _year_of(path, given)
+        data, where = read_source_bytes(path)
+        frame = _read_table(data, where, encoding)
+        del data
+        if "region" not in frame.columns or {"tik", "uik"} & set(frame.columns):
+            shown = ", ".join(repr(c) for c in frame.columns[:12])
+            raise ColumnError(
+                "not a regional e-voting table: it needs a region column and no tik or uik",
+                path=where,
+                hint=f"a table by polling station is read with --format russia-cec; seen: {shown}",
+            )
+        plan = classify_headers(frame.columns, where)
+        count_headers = _count_headers(plan)
+        frame = set_aside(
+            number_lines(frame),
+            _empty("region"),
+            reason=EMPTY_IDENTIFIER,
+            where=where,
+            column="region",
+            message="empty region",
+            hint="every row of the e-voting table names its region",
+            line_column=LINE_COLUMN,
+            error=InputError,
+        )
+        counts = _parse_count_columns(frame, count_headers, where).with_columns(
+            pl.lit(EVOTING_TIK).alias("tik"), pl.lit(EVOTING_UIK).alias("uik")
+        )
+        del frame
+        stations = self._stations(counts, plan)
+        stations = self._flag(stations, counts, plan, count_headers, year)
+        del counts
+        candidates = self._candidates(plan, year)
+        meta = self._meta(path, year, plan, candidates, stations)
+        definitions = dict(meta.definitions)
+        definitions["station_id"] = (
+            f"region|{EVOTING_TIK}|{EVOTING_UIK}: one e-voting pseudo-station per region (the "
+            "id a 2021-style e-voting row of the region has); #n where a region repeats"
+        )
+        definitions["is_evoting"] = "every row: the table holds remote e-voting results only"
+        labels = dict(meta.hierarchy_labels)
+        labels["district"] = f"none in the source; {EVOTING_TIK!r} on every row"
+        labels["station_name"] = f"none in the source; {EVOTING_UIK!r} on every row"
+        meta = replace(
+            meta,
+            id=f"{meta.id}-evoting",
+            contest=f"{meta.contest}: remote electronic voting (ДЭГ) by region",
+            definitions=definitions,
+            hierarchy_labels=labels,
+        )
+        return make_election(meta, stations, where=where)
+
+    def example(self, folder: Path) -> Example:
+        """Write a small 2024-style regional e-voting table (three regions, float cells)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        header = [
+            "region",
+            "Число избирателей, включенных в список избирателей",
+            "Число избирательных бюллетеней в переносных ящиках для голосования",
+            "Число бюллетеней в стационарных ящиках для голосования",
+            "Число недействительных избирательных бюллетеней",
+            "Число действительных избирательных бюллетеней",
+            "Даванков Владислав Андреевич",
+            "Путин Владимир Владимирович",
+        ]
+        # registered, mobile, stationary, invalid, valid, Даванков, Путин
+        rows = [
+            ["город Москва", 1000, 0, 900, 0, 900, 100, 800],
+            ["Курская область", 500, 0, 400, 2, 398, 30, 368],
+            ["Ярославская область", 300, 0, 250, 1, 249, 20, 229],
+        ]
+        lines = [",".join(f'"{h}"' if "," in h else h for h in header)]
+        for row in rows:
+            lines.append(",".join([str(row[0]), *(f"{v}.0" for v in row[1:])]))
+        path = folder / "example-2024-electronic-voting.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return Example(
+            path=path,
+            totals={"Даванков Владислав Андреевич": 150, "Путин Владимир Владимирович": 1397},
+            stations=len(rows),
+        )
+
+
+def _evoting_definition(year: int | None) -> str:
+    """The e-voting rule as applied to a file of ``year`` (for ``meta.definitions``)."""
+    rule = "tik, uik or name mentions ДЭГ, дистанционн... or электронн..."
+    numbered = MOSCOW_EVOTING_STATIONS.get(year) if year is not None else _ANY_YEAR
+    if numbered is None:
+        return rule
+    when = f"in {year}" if year is not None else "in a file of unknown year"
+    return (
+        f"{rule}; or, {when}, a Moscow station numbered {numbered.start}-{numbered.stop - 1} "
+        f"with more than {EVOTING_STATION_SIZE:,} registered voters (Moscow's own e-voting "
+        "pseudo-stations look like ordinary UIKs)"
+    )
+
+
 def _candidate_column(header: str) -> str:
     """The vote column of a candidate: its header with whitespace collapsed."""
     return _WHITESPACE.sub(" ", header).strip()
@@ -695,7 +973,7 @@ def _candidate_column(header: str) -> str:
 
 def _unique_ids(stations: pl.DataFrame) -> pl.DataFrame:
     """Make ``station_id`` unique: add oik where region|tik|uik repeats, then ``#n``."""
-    if not stations["station_id"].is_duplicated().any():
+    if stations["station_id"].n_unique() == stations.height:
         return stations
     if "constituency" in stations.columns:
         # region|oik|tik|uik for the repeated ones only, so that other ids stay stable.

@@ -15,11 +15,17 @@ Rules (names are stable; docs/protocol-checks.md):
 * ``turnout_at_most_100``: ``ballots_cast <= registered``.
 * ``no_negative_counts``: no count is negative.
 * ``unique_station_id``: no other station has the same ``station_id``.
+* ``derived_matches_source``: where a mapping both reads a count from the source and derives it
+  by a formula (``[derived]`` of a mapping file), the two agree. The source value is kept; the
+  importer records each disagreeing station in ``meta.definitions["derived_check:<column>"]``
+  (:func:`derived_check_text`), which this rule reads back. Not checked on elections without
+  such a record, nor where the source value or the formula's value is missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +33,14 @@ import polars as pl
 
 from pollwatch.results.model import COUNT_COLUMNS, Election
 
-__all__ = ["RULES", "QualityReport", "RuleCount", "check_protocols"]
+__all__ = [
+    "DERIVED_CHECK_PREFIX",
+    "RULES",
+    "QualityReport",
+    "RuleCount",
+    "check_protocols",
+    "derived_check_text",
+]
 
 RULES: dict[str, str] = {
     "votes_sum_to_valid": "candidate votes sum to the valid ballots",
@@ -36,7 +49,12 @@ RULES: dict[str, str] = {
     "turnout_at_most_100": "ballots cast <= registered voters (turnout <= 100%)",
     "no_negative_counts": "no count is negative",
     "unique_station_id": "station id appears once",
+    "derived_matches_source": "a derived column agrees with the source's own",
 }
+
+#: ``meta.definitions`` key prefix of the record of a derived column checked against the source
+DERIVED_CHECK_PREFIX = "derived_check:"
+_STATION_IDS = "; station ids: "
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,85 @@ def _sum_or_null(columns: list[str]) -> pl.Expr:
     return expr
 
 
+def derived_check_text(
+    target: str,
+    formula: str,
+    source: str,
+    *,
+    checked: int,
+    disagree: Sequence[str],
+    not_computable: Sequence[str] = (),
+) -> str:
+    """The ``derived_check:<target>`` definition: the finding in words, then the station ids.
+
+    ``checked`` stations have both the source value and the formula's value; ``disagree`` are
+    the ids where they differ, ``not_computable`` those where the source has a value and the
+    formula has none (a part is missing). The ids follow as JSON, read back by
+    :func:`check_protocols`.
+    """
+    text = (
+        f"the source's {target} ({source}) is kept; the mapping's formula {target} = {formula} "
+        f"disagrees with it at {len(disagree)} of {checked} stations where both are known"
+    )
+    if not_computable:
+        text += (
+            f", and cannot be computed at {len(not_computable)} stations where the source "
+            "has a value"
+        )
+    ids = {"disagree": list(disagree), "not_computable": list(not_computable)}
+    return text + _STATION_IDS + json.dumps(ids, ensure_ascii=False)
+
+
+def _derived_check_ids(text: str) -> tuple[list[str], list[str]] | None:
+    """(disagreeing ids, not computable ids) of a :func:`derived_check_text`, or None."""
+    start = text.find(_STATION_IDS)
+    while start != -1:
+        try:
+            data = json.loads(text[start + len(_STATION_IDS) :])
+        except ValueError:  # the marker was part of a column name: try the next one
+            start = text.find(_STATION_IDS, start + 1)
+            continue
+        if not isinstance(data, dict):
+            return None
+        return (
+            [str(i) for i in data.get("disagree", [])],
+            [str(i) for i in data.get("not_computable", [])],
+        )
+    return None
+
+
+def _derived_matches_source(election: Election) -> pl.Expr:
+    """True where a derived check disagrees, null where none could be checked."""
+    parts: list[pl.Expr] = []
+    station = pl.col("station_id")
+    for key, text in election.meta.definitions.items():
+        target = key[len(DERIVED_CHECK_PREFIX) :]
+        if not key.startswith(DERIVED_CHECK_PREFIX) or target not in election.stations.columns:
+            continue
+        ids = _derived_check_ids(str(text))
+        if ids is None:
+            continue
+        disagree, not_computable = ids
+        parts.append(
+            pl.when(station.is_in(disagree))
+            .then(pl.lit(True))
+            .when(pl.col(target).is_null() | station.is_in(not_computable))
+            .then(pl.lit(None, dtype=pl.Boolean))
+            .otherwise(pl.lit(False))
+        )
+    if not parts:
+        return pl.lit(None, dtype=pl.Boolean)
+    failed = pl.any_horizontal([p.fill_null(False) for p in parts])
+    checked = pl.any_horizontal([p.is_not_null() for p in parts])
+    return (
+        pl.when(failed)
+        .then(pl.lit(True))
+        .when(checked)
+        .then(pl.lit(False))
+        .otherwise(pl.lit(None, dtype=pl.Boolean))
+    )
+
+
 def check_protocols(election: Election) -> QualityReport:
     """Check every station's protocol arithmetic; see the module docstring for the rules."""
     frame = election.stations
@@ -138,6 +235,7 @@ def check_protocols(election: Election) -> QualityReport:
             [(pl.col(c) < 0).fill_null(False) for c in all_counts]
         ),
         "unique_station_id": pl.col("station_id").is_duplicated(),
+        "derived_matches_source": _derived_matches_source(election),
     }
     table = frame.select(
         "station_id",

@@ -5,8 +5,10 @@ format, encoding, separator, thousands and decimal separators, missing-value mar
 lines, zip member, Excel sheet, quote character), what the election is (``[election]``), which
 source column feeds which column of the data model (``[columns]``), which columns are the
 candidates (``[candidates]``), which rows carry which flag (``[flags]``), which rows are dropped
-or hold placeholder numbers (``[rows]``) and any source-specific definitions
-(``[definitions]``). A new country therefore needs a mapping file, not code.
+or hold placeholder numbers (``[rows]``), which counts are derived from others (``[derived]``:
+``valid = "sum of candidates"``, ``ballots_cast = "valid + invalid"``, ``registered = "f_01 +
+f_03"``) and any source-specific definitions (``[definitions]``). A new country therefore needs a
+mapping file, not code.
 
 Definitions used for every mapping (recorded in ``meta.definitions``):
 
@@ -20,7 +22,12 @@ Definitions used for every mapping (recorded in ``meta.definitions``):
 * ``[rows] no_results`` marks rows whose result counts are placeholders (e.g. zeros typed in for
   a station that never reported): those counts become null, so such rows are ``is_unpublished``;
 * ``[rows] exclude`` drops rows (summary lines, ...), and the number dropped is recorded in
-  ``meta.definitions["excluded_rows"]`` and ``meta.notes``: no row disappears silently.
+  ``meta.definitions["excluded_rows"]`` and ``meta.notes``: no row disappears silently;
+* a ``[derived]`` count is the signed sum of its terms (null where any term is null), recorded
+  as its formula in words under its name; a count both read from the source and derived keeps
+  the source value, and each station where the formula disagrees is recorded in
+  ``meta.definitions["derived_check:<column>"]``, reported by the protocol check
+  ``derived_matches_source`` (:mod:`pollwatch.results.checks`).
 
 Shipped mappings (``pollwatch import FILE --mapping NAME``) live next to this module in
 ``mappings/*.toml``; :func:`shipped_mappings` lists them and :func:`load_mapping` loads a file or a
@@ -46,7 +53,8 @@ from typing import Any
 
 import polars as pl
 
-from pollwatch.errors import FormatError, MappingError, PollwatchError
+from pollwatch.errors import CountError, FormatError, MappingError, PollwatchError
+from pollwatch.results.checks import DERIVED_CHECK_PREFIX, derived_check_text
 from pollwatch.results.importers._tables import (
     check_archive_members,
     check_table_shape,
@@ -66,6 +74,7 @@ from pollwatch.results.model import (
     ElectionMeta,
     make_election,
 )
+from pollwatch.results.quarantine import EMPTY_IDENTIFIER, set_aside
 
 __all__ = [
     "MappingImporter",
@@ -110,6 +119,7 @@ _TOP_KEYS = (
     "candidates",
     "flags",
     "rows",
+    "derived",
     "definitions",
 )
 _COLUMN_KEYS = ("station_id", *_TEXT_TARGETS, "station_kind", *COUNT_COLUMNS)
@@ -128,6 +138,12 @@ _NOT_RESULTS = ("registered", "ballots_received")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _SHIPPED_PACKAGE = "pollwatch.results.importers"
 _SHIPPED_FOLDER = "mappings"
+#: the "sum of the candidates" term of a derivation, and a column name written without quotes
+_CANDIDATES_TERM = re.compile(r"sum\s+of\s+(?:the\s+)?candidates\b", re.IGNORECASE)
+_BARE_NAME = re.compile(r"[\w.]+")
+#: prefixes of the working columns of derivations (never reach the election)
+_SOURCE = "__pollwatch_source__"
+_FORMULA = "__pollwatch_formula__"
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +303,58 @@ class CandidateSelection:
 
 
 @dataclass(frozen=True)
+class Term:
+    """One term of a derivation, added (``sign = 1``) or subtracted (``-1``).
+
+    ``kind`` is ``"candidates"`` (the sum of every candidate's votes), ``"model"`` (a count
+    column of the data model that the mapping reads or derives) or ``"source"`` (a column of
+    the table).
+    """
+
+    sign: int
+    kind: str
+    name: str = ""
+    quoted: bool = False
+
+    def describe(self, candidates: Sequence[str]) -> str:
+        """The term in words (without its sign)."""
+        if self.kind == "candidates":
+            return "the sum of the candidates (" + " + ".join(repr(c) for c in candidates) + ")"
+        if self.kind == "model":
+            return self.name
+        return f"source column {self.name!r}"
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A count column derived from others (the ``[derived]`` section): a sum and difference.
+
+    Grammar of ``text``: ``term (("+" | "-") term)*``, where a term is ``sum of candidates``
+    (or ``sum of the candidates``), a column name in quotes (``'Votos nulos'``: always a
+    source column) or a bare name of letters, digits, ``_`` and ``.`` (``valid``, ``f_01``):
+    a count column of the data model when the mapping reads or derives it, else a source
+    column. The value is null where any term is null.
+    """
+
+    target: str
+    text: str
+    terms: tuple[Term, ...]
+
+    def describe(self, candidates: Sequence[str]) -> str:
+        """The formula in words: ``valid + source column 'nulos'``."""
+        words = []
+        for index, term in enumerate(self.terms):
+            sign = "+" if term.sign > 0 else "-"
+            text = term.describe(candidates)
+            words.append(text if index == 0 and term.sign > 0 else f"{sign} {text}")
+        return " ".join(words)
+
+    def source_columns(self) -> list[str]:
+        """Source columns it reads."""
+        return [t.name for t in self.terms if t.kind == "source"]
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """How the table is read (the ``[source]`` section)."""
 
@@ -320,6 +388,8 @@ class TableMapping:
     exclude: Rule | None
     no_results: Rule | None
     definitions: Mapping[str, str]
+    #: derived count columns, in the order they are computed (each after those it uses)
+    derived: Mapping[str, Formula] = field(default_factory=dict)
     #: ``section.key`` -> line in the mapping file, for error messages
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     location: str = field(default="", compare=False, repr=False)
@@ -559,6 +629,7 @@ def _parse_mapping(text: str, *, name: str, file_name: str, location: str) -> Ta
     no_results = (
         _parse_rule(check, rows["no_results"], "rows.no_results") if "no_results" in rows else None
     )
+    derived = _parse_derived(check, data.get("derived", {}), counts)
     definitions = check.string_table(data.get("definitions", {}), "definitions")
     return TableMapping(
         name=name,
@@ -575,6 +646,7 @@ def _parse_mapping(text: str, *, name: str, file_name: str, location: str) -> Ta
         exclude=exclude,
         no_results=no_results,
         definitions=definitions,
+        derived=derived,
         lines=dict(check.lines),
         location=location,
     )
@@ -752,6 +824,98 @@ def _parse_count(check: _Checker, value: Any, key: str) -> CountSpec:
         _parse_rule(check, table["null_when"], f"{key}.null_when") if "null_when" in table else None
     )
     return CountSpec(key=key, columns=columns, null_when=null_when)
+
+
+_FORMULA_HINT = (
+    "join columns with + and -, e.g. 'valid + invalid', 'sum of candidates', 'f_01 + f_03'; "
+    "quote a name holding spaces or signs: \"'Votos nulos' + VOTOS_VALIDOS\""
+)
+
+
+def _parse_formula(check: _Checker, value: Any, key: str) -> list[tuple[int, str | None, bool]]:
+    """(sign, name or None for the candidates, quoted) of each term; see :class:`Formula`."""
+    text = check.string(value, key, empty_ok=False)
+    terms: list[tuple[int, str | None, bool]] = []
+    position, sign = 0, 1
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            raise check.error(key, f"{text!r}: a column is missing at the end", _FORMULA_HINT)
+        char = text[position]
+        if char in "'\"":
+            end = text.find(char, position + 1)
+            if end == -1:
+                raise check.error(key, f"{text!r}: unclosed quote", _FORMULA_HINT)
+            name = text[position + 1 : end]
+            if not name.strip():
+                raise check.error(key, f"{text!r}: empty column name", _FORMULA_HINT)
+            terms.append((sign, name, True))
+            position = end + 1
+        elif match := _CANDIDATES_TERM.match(text, position):
+            terms.append((sign, None, False))
+            position = match.end()
+        elif match := _BARE_NAME.match(text, position):
+            terms.append((sign, match.group(), False))
+            position = match.end()
+        else:
+            raise check.error(key, f"{text!r}: cannot read {text[position:]!r}", _FORMULA_HINT)
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return terms
+        if text[position] not in "+-":
+            raise check.error(
+                key, f"{text!r}: expected + or - before {text[position:]!r}", _FORMULA_HINT
+            )
+        sign = 1 if text[position] == "+" else -1
+        position += 1
+
+
+def _parse_derived(
+    check: _Checker, value: Any, counts: Mapping[str, CountSpec]
+) -> dict[str, Formula]:
+    """The ``[derived]`` section, in computing order; a cycle is an error."""
+    table = check.table(value, "derived", COUNT_COLUMNS)
+    raw = {
+        target: _parse_formula(check, text, f"derived.{target}") for target, text in table.items()
+    }
+    formulas: dict[str, Formula] = {}
+    for target, parts in raw.items():
+        terms = []
+        for sign, name, quoted in parts:
+            if name is None:
+                terms.append(Term(sign=sign, kind="candidates"))
+            elif not quoted and (name in counts or name in raw):
+                terms.append(Term(sign=sign, kind="model", name=name))
+            else:
+                terms.append(Term(sign=sign, kind="source", name=name, quoted=quoted))
+        formulas[target] = Formula(target=target, text=str(table[target]), terms=tuple(terms))
+    # A formula waits for the derived-only columns it names; a column also read from the
+    # source is used with its source value, so it never waits.
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(target: str, path: list[str]) -> None:
+        if state.get(target) == "done":
+            return
+        if state.get(target) == "visiting":
+            cycle = [*path[path.index(target) :], target]
+            raise check.error(
+                f"derived.{cycle[0]}",
+                "derived columns refer to each other in a cycle: " + " -> ".join(cycle),
+                "derive one of them from other columns, or read it from the source in [columns]",
+            )
+        state[target] = "visiting"
+        for term in formulas[target].terms:
+            if term.kind == "model" and term.name in formulas and term.name not in counts:
+                visit(term.name, [*path, target])
+        state[target] = "done"
+        order.append(target)
+
+    for target in formulas:
+        visit(target, [])
+    return {target: formulas[target] for target in order}
 
 
 def _parse_rule(check: _Checker, value: Any, key: str) -> Rule:
@@ -1135,6 +1299,7 @@ class _Reader:
         if mapping.no_results is not None:
             self.require("rows.no_results", mapping.no_results.columns())
         candidates = self.candidate_columns()
+        self.check_derived()
 
         # Text and rules read cleaned text (each source column cleaned once); counts read the
         # raw cells, so that a column can be both (a station number used as a key, say).
@@ -1157,9 +1322,14 @@ class _Reader:
             dict.fromkeys(
                 [c for spec in mapping.counts.values() for c in spec.columns]
                 + [c for c, _, _ in candidates]
+                + [c for formula in mapping.derived.values() for c in formula.source_columns()]
             )
         )
-        parsed = self.parse(self.frame.select(count_sources), count_sources, excluded)
+        parsed = self.parse(self.frame, count_sources, excluded)
+        if parsed.height != clean.height:  # rows set aside (pollwatch.results.quarantine)
+            kept = clean[_ROW].is_in(parsed[_ROW].implode())
+            clean = clean.filter(kept)
+            excluded = excluded.filter(kept) if excluded is not None else None
         stations = clean.select(
             pl.col(_ROW),
             _text_expr(mapping.station_id).alias("station_id"),
@@ -1170,8 +1340,10 @@ class _Reader:
         ]
         count_exprs += [pl.col(column).alias(display) for column, display, _ in candidates]
         stations = stations.hstack(parsed.select(count_exprs))
+        stations = self.derive(stations, parsed, [display for _, display, _ in candidates])
 
         results = [c for c in mapping.counts if c not in _NOT_RESULTS]
+        results += [c for c in mapping.derived if c not in _NOT_RESULTS and c not in results]
         results += [display for _, display, _ in candidates]
         if mapping.no_results is not None:
             mask = clean.select(mapping.no_results.expr()).to_series()
@@ -1196,6 +1368,7 @@ class _Reader:
                 f"({mapping.exclude.describe()})"
             )
         stations = self.unique_ids(stations)
+        stations = self.derived_findings(stations, [display for _, display, _ in candidates])
         meta = self.meta(path, candidates)
         return make_election(meta, stations.drop(_ROW), where=self.where)
 
@@ -1210,7 +1383,10 @@ class _Reader:
     def parse(
         self, frame: pl.DataFrame, columns: Sequence[str], excluded: pl.Series | None
     ) -> pl.DataFrame:
-        """Count columns as Int64; cells of excluded rows are not parsed (they may be labels)."""
+        """Count columns as Int64; cells of excluded rows are not parsed (they may be labels).
+
+        A row with a bad count is set aside (or raises when strict); the result keeps ``_ROW``.
+        """
         source = self.mapping.source
         thousands = source.thousands
         exprs = []
@@ -1229,14 +1405,101 @@ class _Reader:
             ]
         cleaned = frame.with_columns(exprs) if exprs else frame
         parsed = parse_counts(
-            cleaned.select(columns),
+            cleaned,
             columns,
             where=self.where,
             thousands=thousands,
             na_values=source.na_values,
-            first_row=self.first_row,
+            line_column=_ROW,
         )
         return parsed
+
+    def check_derived(self) -> None:
+        """Refuse a derivation naming a column that is neither mapped, derived nor in the table."""
+        present = [c for c in self.frame.columns if c != _ROW]
+        for target, formula in self.mapping.derived.items():
+            key = f"derived.{target}"
+            for term in formula.terms:
+                if term.kind != "source" or term.name in present:
+                    continue
+                if term.name in COUNT_COLUMNS and not term.quoted:
+                    listing = ", ".join(repr(c) for c in present[:15])
+                    raise MappingError(
+                        f"{key} = {formula.text!r} uses {term.name!r}, which the mapping neither "
+                        f"reads in [columns] nor derives, and {self.where} has no such column",
+                        path=self.mapping.where(key),
+                        hint=f"map {term.name} first; columns present: {listing}"
+                        + ("..." if len(present) > 15 else ""),
+                    )
+                self.require(key, [term.name])
+
+    def derive(
+        self, stations: pl.DataFrame, parsed: pl.DataFrame, candidates: Sequence[str]
+    ) -> pl.DataFrame:
+        """Add the derived columns; one also read from the source gets its formula beside it."""
+        derived = self.mapping.derived
+        if not derived:
+            return stations
+        sources = list(dict.fromkeys(c for f in derived.values() for c in f.source_columns()))
+        work = stations.hstack(parsed.select([pl.col(c).alias(_SOURCE + c) for c in sources]))
+        for target, formula in derived.items():
+            parts: list[tuple[int, pl.Expr]] = []
+            for term in formula.terms:
+                if term.kind == "candidates":
+                    parts += [(term.sign, pl.col(c)) for c in candidates]
+                elif term.kind == "model":
+                    parts.append((term.sign, pl.col(term.name)))
+                else:
+                    parts.append((term.sign, pl.col(_SOURCE + term.name)))
+            total: pl.Expr = pl.lit(0, dtype=pl.Int64)
+            for sign, part in parts:
+                total = total + part if sign > 0 else total - part
+            value = pl.when(pl.any_horizontal([p.is_null() for _, p in parts])).then(None)
+            name = _FORMULA + target if target in self.mapping.counts else target
+            work = work.with_columns(value.otherwise(total).cast(pl.Int64).alias(name))
+        return work.drop([_SOURCE + c for c in sources])
+
+    def derived_findings(self, stations: pl.DataFrame, candidates: Sequence[str]) -> pl.DataFrame:
+        """Refuse negative derived counts; record where a formula disagrees with the source."""
+        mapping = self.mapping
+        pseudo = (
+            pl.col("is_pseudo_station")
+            if "is_pseudo_station" in stations.columns
+            else pl.lit(False)
+        )
+        for target, formula in mapping.derived.items():
+            if target not in mapping.counts:
+                negative = stations.select(((pl.col(target) < 0) & ~pseudo).fill_null(False))
+                if negative.to_series().any():
+                    row = stations.filter(negative.to_series()).row(0, named=True)
+                    raise CountError(
+                        f"derived.{target} = {formula.text!r} gives a negative count "
+                        f"({row[target]})",
+                        path=self.where,
+                        row=row[_ROW],
+                        column=target,
+                        hint="check the formula, and the source numbers of that row",
+                    )
+                continue
+            column = _FORMULA + target
+            source, computed = pl.col(target), pl.col(column)
+            both = source.is_not_null() & computed.is_not_null()
+            found = stations.select(
+                pl.col("station_id"),
+                both.alias("both"),
+                (both & (source != computed)).alias("disagree"),
+                (source.is_not_null() & computed.is_null()).alias("not_computable"),
+            )
+            self.definitions[DERIVED_CHECK_PREFIX + target] = derived_check_text(
+                target,
+                formula.describe(candidates),
+                mapping.counts[target].describe(),
+                checked=int(found["both"].sum()),
+                disagree=found.filter("disagree")["station_id"].to_list(),
+                not_computable=found.filter("not_computable")["station_id"].to_list(),
+            )
+            stations = stations.drop(column)
+        return stations
 
     def count_expr(self, spec: CountSpec, clean: pl.DataFrame) -> pl.Expr:
         """One count column from the parsed source columns (a sum when there are several)."""
@@ -1315,15 +1578,21 @@ class _Reader:
     def unique_ids(self, stations: pl.DataFrame) -> pl.DataFrame:
         """Refuse empty ids, and repeated ones unless ``duplicates`` says number or keep."""
         spec = self.mapping.station_id
-        empty = stations["station_id"].is_null()
-        if empty.any():
-            row = stations.filter(empty)[_ROW][0]
-            raise MappingError(
-                f"columns.station_id gives an empty id at {self.where}, row {row} "
-                f"({spec.describe()})",
-                path=self.mapping.where("columns.station_id"),
-                hint="use key columns that are filled on every row, or exclude that row",
-            )
+        stations = set_aside(
+            stations,
+            pl.col("station_id").is_null(),
+            reason=EMPTY_IDENTIFIER,
+            where=self.where,
+            column="station_id",
+            message=lambda row: (
+                f"columns.station_id gives an empty id at {self.where}, row {row[_ROW]} "
+                f"({spec.describe()})"
+            ),
+            hint="use key columns that are filled on every row, or exclude that row",
+            line_column=_ROW,
+            error=MappingError,
+            error_path=self.mapping.where("columns.station_id"),
+        )
         repeats = stations.select(pl.col("station_id").is_first_distinct().not_()).to_series()
         count = int(repeats.sum())
         if not count:
@@ -1385,6 +1654,18 @@ class _Reader:
             definitions["station_kind"] = mapping.station_kind.describe()
         for target, count in mapping.counts.items():
             definitions[target] = count.describe()
+        names = [display for _, display, _ in candidates]
+        for target, formula in mapping.derived.items():
+            words = formula.describe(names)
+            if target in mapping.counts:
+                definitions[target] += (
+                    f"; checked against the mapping's formula {target} = {words} "
+                    "(disagreements: protocol check derived_matches_source)"
+                )
+            else:
+                definitions[target] = (
+                    f"derived by the mapping: {target} = {words}; null where any part is empty"
+                )
         definitions["candidates"] = mapping.candidates.describe()
         derived = {"is_unpublished": "true where every result count is empty"}
         if mapping.station_kind is not None:

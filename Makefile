@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evidence.py
 	@if [ -f benchmarks/bench_integer_peaks.py ]; then $(BIN)/python benchmarks/bench_integer_peaks.py; fi
 	$(BIN)/python benchmarks/bench_suite.py
+	$(BIN)/python benchmarks/bench_openelections.py
 	$(BIN)/python benchmarks/bench_web.py
 	$(BIN)/python benchmarks/bench_uploads.py
 	$(BIN)/python benchmarks/bench_calibration.py

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 import zipfile
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from pollwatch.errors import ColumnError, CountError, InputError, PollwatchError
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.importers import get_importer
+from pollwatch.results.importers._names import name_key
 from pollwatch.results.importers.openelections import OpenElectionsImporter, parse_file_name
 
 HEADER = "county,precinct,office,district,party,candidate,votes"
@@ -426,3 +429,267 @@ def test_station_ids_are_unique_and_ordered(tmp_path: Path) -> None:
     assert stations.select(pl.col("valid") == pl.sum_horizontal(election.candidate_columns))[
         "valid"
     ].all()
+
+
+# --- national multi-state files -------------------------------------------------------------
+# The spellings of one candidate seen across the states of a national file (state and county
+# sources each keep their own; issue 12 counted 22-25 per candidate).
+SPELLINGS: dict[str, list[str]] = {
+    "biden": [
+        "Joseph R. Biden",
+        "JOSEPH R BIDEN",
+        "Biden, Joseph R.",
+        "Biden/Harris",
+        "JOSEPH R. BIDEN JR.",
+        "Joseph R. Biden Jr.",
+        "Joe Biden",
+        "BIDEN / HARRIS",
+        "Joseph Biden",
+        "Biden, Joseph R., Jr.",
+        "Joseph R Biden",
+        "joseph r. biden",
+        "Joseph R. Biden / Kamala D. Harris",
+        "BIDEN, JOSEPH R",
+        "Joseph Robinette Biden Jr.",
+        "Biden and Harris",
+        "JOE BIDEN",
+        "Joseph R. Biden (DEM)",
+        "Biden & Harris",
+        "J. Biden",
+        "Biden, Joe",
+        "JOSEPH R. BIDEN / KAMALA D. HARRIS",
+    ],
+    "trump": [
+        "Donald J. Trump",
+        "DONALD J TRUMP",
+        "Trump, Donald J.",
+        "Trump/Pence",
+        "Donald J. Trump / Michael R. Pence",
+        "TRUMP, DONALD J.",
+        "Donald Trump",
+        "DONALD J. TRUMP",
+        "Trump and Pence",
+        "D. Trump",
+    ],
+    "jorgensen": ["Jo Jorgensen", "JO JORGENSEN", "Jorgensen, Jo", "Jorgensen/Cohen"],
+    "hawkins": ["Howie Hawkins", "HOWIE HAWKINS/ANGELA WALKER", "Hawkins, Howie"],
+    "brock": ["Brock Pierce"],
+    "brook": ["Brook Pierce"],  # one letter off: a typo or another person, not merged
+}
+STATES = ("PA", "Wisconsin", "GA", "MI", "AZ")  # one state spelled out, as some sources do
+COUNTIES = ("Adams", "Jackson")  # counties of the same name in several states
+
+
+def national(folder: Path, *, seed: int = 3) -> tuple[Path, dict[str, int], dict[str, int]]:
+    """A national file, the votes per person and per spelling summed from its rows."""
+    rng = random.Random(seed)
+    lines = ["state,county,precinct,office,district,party,candidate,votes"]
+    per_person: dict[str, int] = dict.fromkeys(SPELLINGS, 0)
+    per_spelling: dict[str, int] = {}
+    station = 0
+    for state in STATES:
+        for county in COUNTIES:
+            precincts = [f"Precinct {k}" for k in range(1, 5)]
+            for precinct in precincts:
+                votes = {person: 0 for person in SPELLINGS}
+                for person, names in SPELLINGS.items():
+                    base = {"biden": 300, "trump": 280, "jorgensen": 12, "hawkins": 4}.get(
+                        person, 1
+                    )
+                    # Each precinct spells a candidate its own way, as the county's source does.
+                    name = names[station % len(names)]
+                    # The usual spelling comes from the largest sources.
+                    count = (
+                        base + rng.randrange(0, 40) + (1000 if name == names[0] != names[-1] else 0)
+                    )
+                    votes[person] = count
+                    per_person[person] += count
+                    per_spelling[name] = per_spelling.get(name, 0) + count
+                    lines.append(f'{state},{county},{precinct},President,,,"{name}",{count}')
+                valid = sum(votes.values()) + 5
+                lines += [
+                    f"{state},{county},{precinct},President,,,Write-ins,5",
+                    f"{state},{county},{precinct},President,,,Over Votes,1",
+                    f"{state},{county},{precinct},President,,,Under Votes,2",
+                    f"{state},{county},{precinct},President,,,Registered Voters,{valid + 400}",
+                    f"{state},{county},{precinct},President,,,Times Cast,{valid + 3}",
+                    f"{state},{county},{precinct},President,,,Cast Votes,{valid}",
+                    f"{state},{county},{precinct},President,,,Total,{valid}",
+                    f"{state},{county},{precinct},U.S. Senate,,,Somebody Else,{valid}",
+                ]
+                station += 1
+            lines.append(f"{state},{county},,President,,,Joseph R. Biden,99999")  # county total
+    path = folder / "20201103__us__general__precinct.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, per_person, per_spelling
+
+
+def test_national_file_consolidates_candidates(tmp_path: Path) -> None:
+    path, per_person, per_spelling = national(tmp_path)
+    election = IMPORTER.read(path)
+    totals = election.totals()
+    # One column per person; the national totals are the sums of the source rows.
+    assert totals == {
+        "Joseph R. Biden": per_person["biden"],
+        "Donald J. Trump": per_person["trump"],
+        "Jo Jorgensen": per_person["jorgensen"],
+        "Howie Hawkins": per_person["hawkins"],
+        "Write-ins": 5 * 40,
+        "Brock Pierce": per_person["brock"],
+        "Brook Pierce": per_person["brook"],
+    }
+    leader = election.leader()
+    assert leader is not None and totals[leader.name] == max(per_person.values())
+    definitions = election.meta.definitions
+    table = json.loads(definitions["candidate_merges_table"])
+    by_name = {entry["candidate"]: entry for entry in table}
+    biden = by_name["Joseph R. Biden"]
+    assert {s["spelling"] for s in biden["spellings"]} == set(SPELLINGS["biden"])
+    assert {s["spelling"]: s["votes"] for s in biden["spellings"]} == {
+        name: per_spelling[name] for name in SPELLINGS["biden"]
+    }
+    assert biden["votes"] == per_person["biden"]
+    reasons = {s["spelling"]: s["reason"] for s in biden["spellings"]}
+    assert reasons["Biden/Harris"] == "surname only"
+    assert reasons["JOSEPH R. BIDEN JR."] == "same key"
+    assert len(by_name["Donald J. Trump"]["spellings"]) == len(SPELLINGS["trump"])
+    report = definitions["candidate_merges"]
+    assert f"Joseph R. Biden ({per_person['biden']:,} votes) <- " in report
+    assert f"'Biden/Harris' ({per_spelling['Biden/Harris']:,}) [surname only]" in report
+    # Fragments that could not be merged confidently are warned about, not merged.
+    warning = definitions["candidate_warnings"]
+    assert "surname 'pierce'" in warning and "'Brock Pierce'" in warning
+    assert "Brook Pierce" in warning
+
+
+def test_national_file_states_ids_and_counts(tmp_path: Path) -> None:
+    path, _, _ = national(tmp_path)
+    election = IMPORTER.read(path)
+    stations = election.stations
+    assert stations.height == len(STATES) * len(COUNTIES) * 4
+    assert stations["station_id"].is_unique().all()
+    first = stations.row(0, named=True)
+    assert first["station_id"] == "2020|PA|Adams|Precinct 1"
+    assert first["region"] == "PA"
+    assert first["district"] == "Adams"
+    assert first["station_name"] == "Precinct 1"
+    assert sorted(stations["region"].unique().to_list()) == ["AZ", "GA", "MI", "PA", "WI"]
+    wisconsin = stations.filter(pl.col("region") == "WI")
+    assert wisconsin["station_id"][0] == "2020|WI|Adams|Precinct 1"
+    # The non-candidate rows are the counts they are.
+    valid = stations["valid"]
+    assert (stations["registered"] == valid + 400).all()
+    assert (stations["ballots_cast"] == valid + 3).all()
+    assert (stations["invalid"] == 3).all()
+    assert (stations["valid"] + stations["invalid"] == stations["ballots_cast"]).all()
+    names = {c.name for c in election.meta.candidates}
+    assert not names & {"Total", "Cast Votes", "Times Cast", "Registered Voters", "Over Votes"}
+    definitions = election.meta.definitions
+    assert "'Times Cast'" in definitions["contest_counts"]
+    assert "'Cast Votes' (40)" in definitions["total_rows"] or "2 row" not in definitions.get(
+        "total_rows", ""
+    )
+    assert "10 row(s)" in definitions["county_totals"]  # one county total per county, left out
+    meta = election.meta
+    assert meta.id == "us-2020-president-openelections"
+    assert meta.hierarchy_labels["region"] == "state (column)"
+    assert meta.date == "2020-11-03"
+    report = check_protocols(election)
+    assert report.count("valid_plus_invalid_equals_ballots_in_boxes").failed == 0
+
+
+def test_national_file_one_state(tmp_path: Path) -> None:
+    path, _, _ = national(tmp_path)
+    georgia = IMPORTER.read(path, options={"state": "ga"})
+    assert georgia.stations["region"].unique().to_list() == ["GA"]
+    assert georgia.stations.height == len(COUNTIES) * 4
+    assert georgia.meta.id == "us-ga-2020-president-openelections"
+    with pytest.raises(InputError, match="no rows with state 'TX'") as info:
+        IMPORTER.read(path, options={"state": "TX"})
+    assert "'PA'" in str(info.value)
+
+
+def test_merge_overrides(tmp_path: Path) -> None:
+    path, per_person, per_spelling = national(tmp_path)
+    forced = IMPORTER.read(path, options={"merge": "Brook Pierce=Brock Pierce"})
+    assert forced.totals()["Brock Pierce"] == per_person["brock"] + per_person["brook"]
+    assert "Brook Pierce" not in forced.totals()
+    assert "candidate_warnings" not in forced.meta.definitions
+    entry = {
+        e["candidate"]: e for e in json.loads(forced.meta.definitions["candidate_merges_table"])
+    }
+    assert {s["spelling"]: s["reason"] for s in entry["Brock Pierce"]["spellings"]} == {
+        "Brock Pierce": "same key",
+        "Brook Pierce": "forced into 'Brock Pierce'",
+    }
+    # A forbidden merge keeps the spelling in its own column.
+    apart = IMPORTER.read(path, options={"separate": "Biden/Harris;Joe Biden"})
+    totals = apart.totals()
+    assert totals["Biden/Harris"] == per_spelling["Biden/Harris"]
+    # Spellings are named with case and spacing ignored: 'JOE BIDEN' is 'Joe Biden'.
+    joe = per_spelling["Joe Biden"] + per_spelling["JOE BIDEN"]
+    assert totals["Joe Biden"] == joe
+    assert totals["Joseph R. Biden"] == per_person["biden"] - per_spelling["Biden/Harris"] - joe
+    # No merging at all: the old rule, one column per spelling (case and spacing ignored).
+    exact = IMPORTER.read(path, options={"separate": "all"})
+    assert len(exact.meta.candidates) > 30
+    assert "separate=all" in exact.meta.definitions["candidates"]
+    # The same choices from a file.
+    table = tmp_path / "candidates.csv"
+    table.write_text(
+        "spelling,candidate\nBrook Pierce,Brock Pierce\nBiden/Harris,\n", encoding="utf-8"
+    )
+    mapped = IMPORTER.read(path, options={"candidate_map": str(table)})
+    assert mapped.totals()["Brock Pierce"] == per_person["brock"] + per_person["brook"]
+    assert mapped.totals()["Biden/Harris"] == per_spelling["Biden/Harris"]
+    # Overrides that name nothing in the file, or are malformed, are one-line errors.
+    with pytest.raises(InputError, match="no candidate spelled 'Bernie Sanders'"):
+        IMPORTER.read(path, options={"merge": "Bernie Sanders=Joseph R. Biden"})
+    with pytest.raises(PollwatchError, match="SPELLING=CANDIDATE"):
+        IMPORTER.read(path, options={"merge": "Brook Pierce"})
+    with pytest.raises(InputError, match="candidate map"):
+        IMPORTER.read(path, options={"candidate_map": str(tmp_path / "missing.csv")})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,person\nA,B\n", encoding="utf-8")
+    with pytest.raises(ColumnError, match="spelling and candidate"):
+        IMPORTER.read(path, options={"candidate_map": str(bad)})
+
+
+def test_single_state_files_merge_spellings_too(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        PA,
+        [
+            HEADER,
+            "Adams,1,President,,REP,Donald J. Trump,50",
+            'Adams,1,President,,REP,"TRUMP, DONALD J.",7',
+            "Adams,2,President,,DEM,Hillary Clinton,30",
+            "Adams,2,President,,DEM,Clinton/Kaine,3",
+            'Adams,2,President,,DEM,"Clinton, Hillary",2',
+        ],
+    )
+    election = IMPORTER.read(path)
+    assert election.totals() == {"Donald J. Trump": 57, "Hillary Clinton": 35}
+    assert election.stations["station_id"].to_list() == ["Adams|1", "Adams|2"]
+    assert "3 spellings merged into" not in election.meta.definitions["candidate_merges"]
+    assert "5 spellings merged into 2 candidate(s)" in election.meta.definitions["candidate_merges"]
+
+
+@pytest.mark.parametrize(
+    ("spelling", "key"),
+    [
+        ("Joseph R. Biden", ("joseph biden", False)),
+        ("Biden, Joseph R., Jr.", ("joseph biden", False)),
+        ("JOSEPH R. BIDEN / KAMALA D. HARRIS", ("joseph biden", False)),
+        ("Joe Biden", ("joseph biden", False)),
+        ("Biden/Harris", ("biden", True)),
+        ("De La Fuente, Rocky", ("rocky fuente", False)),
+        ('Roque "Rocky" De La Fuente', ("roque fuente", False)),
+        ("Alexandria Ocasio-Cortez", ("alexandria ocasio-cortez", False)),
+        ("Beto O'Rourke", ("beto orourke", False)),
+        ("John Smith III", ("john smith", False)),
+    ],
+)
+def test_name_keys(spelling: str, key: tuple[str, bool]) -> None:
+    assert name_key(spelling) == key

@@ -12,7 +12,13 @@ Turnout is carried by *pseudo-offices*, rows whose ``office`` is ``Registered Vo
 ``Ballots Cast`` (also ``Ballots Cast - Total``, ``Total Ballots Cast`` ...); ``Ballots Cast -
 Blank``, ``Over Votes`` / ``Under Votes`` offices, ``Straight Party`` and ``Turnout`` rows are
 recognised and are not contests. Inside a contest, candidates named ``Over Votes`` / ``Under
-Votes`` (``Blank``) are not candidates, nor are total lines (``Total``, ``Total Votes``).
+Votes`` (``Blank``) are not candidates, nor are total lines (``Total``, ``Total Votes``, ``Cast
+Votes``); ``Registered Voters``, ``Ballots Cast`` and ``Times Cast`` candidates are the precinct's
+counts (read where it has no pseudo-office row of its own).
+
+National (multi-state) files have a ``state`` column: it becomes ``region`` (names mapped to
+two-letter codes, :data:`STATE_CODES`), the station id carries the year and the state, and option
+``state`` keeps one state.
 
 Definitions (also recorded in ``meta.definitions``):
 
@@ -21,10 +27,14 @@ Definitions (also recorded in ``meta.definitions``):
 * a row's votes are ``votes``; where ``votes`` is empty and mode columns exist, the sum of the
   modes; a precinct's count for a candidate is the sum of its rows (fusion party lines of one
   candidate add up); null where the precinct has no row for the candidate;
-* ``station_id = "county|precinct"``; ``region`` = the state (file name or option ``state``),
-  ``district`` = county, ``station_name`` = precinct;
-* candidates: one column per name (trimmed, case and spacing ignored), shown by its most
-  frequent spelling, with its most frequent party; ``Write-ins`` lines form one column;
+* ``station_id = "county|precinct"`` (with a state column ``"YEAR|STATE|county|precinct"``);
+  ``region`` = the state (state column, file name or option ``state``), ``district`` = county,
+  ``station_name`` = precinct;
+* candidates: one column per person, the spellings of the contest consolidated by name key
+  (case, punctuation, middle initials, suffixes, "Last, First", running mates, diminutives;
+  :mod:`pollwatch.results.importers._names`), every merge listed with its votes in
+  ``candidate_merges``, unconfident fragments in ``candidate_warnings``, overridable with
+  options ``merge``, ``separate`` and ``candidate_map``; ``Write-ins`` lines form one column;
 * ``valid`` = the sum of the candidate columns; ``invalid`` = the contest's over votes + under
   votes where the file reports them for the precinct, else null; ``ballots_cast`` = the precinct's
   ``Ballots Cast`` row(s), ``registered`` = its ``Registered Voters`` row(s) (summed over party
@@ -37,7 +47,9 @@ Definitions (also recorded in ``meta.definitions``):
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +59,8 @@ import polars as pl
 
 from pollwatch.errors import ColumnError, FormatError, InputError, PollwatchError
 from pollwatch.results.importers._long import (
+    _OTHER_IDENTITY,
+    _WRITE_IN_IDENTITY,
     abroad_precinct_expr,
     normalise_office,
     normalise_text_expr,
@@ -60,6 +74,7 @@ from pollwatch.results.importers._long import (
     tally,
     value_listing,
 )
+from pollwatch.results.importers._names import NameConsolidation, consolidate_names, plain_identity
 from pollwatch.results.importers._tables import (
     parse_counts,
     peek_header,
@@ -81,7 +96,13 @@ OPTIONS: dict[str, str] = {
     "office": "contest to import (default 'President' when the file has it)",
     "district": "district of the office (House seats), or 'all'",
     "party": "party to keep (primaries), or 'all'",
-    "state": "two-letter state code, when the file name does not give it",
+    "state": (
+        "two-letter state code, when the file name does not give it; with a 'state' column, "
+        "the state to keep"
+    ),
+    "merge": "force merges of candidate spellings: 'SPELLING=CANDIDATE;SPELLING=CANDIDATE'",
+    "separate": "spellings that keep their own column: 'SPELLING;SPELLING', or 'all' (no merging)",
+    "candidate_map": "CSV file with columns spelling,candidate (empty candidate: kept apart)",
     "date": "election date YYYY-MM-DD, when the file name does not give it",
     "na_values": "comma-separated markers of redacted counts, read as missing (e.g. '*,X')",
     "encoding": "text encoding (default utf-8)",
@@ -148,6 +169,44 @@ _LEVELS = {
 }
 
 
+#: Two-letter codes of the states, DC and the territories, by their names (national files spell
+#: the ``state`` column either way).
+STATE_CODES: dict[str, str] = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
+    "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL",
+    "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
+    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI", "minnesota": "MN",
+    "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
+    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY",
+    "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK",
+    "oregon": "OR", "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC",
+    "south dakota": "SD", "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT",
+    "virginia": "VA", "washington": "WA", "west virginia": "WV", "wisconsin": "WI",
+    "wyoming": "WY", "american samoa": "AS", "guam": "GU", "northern mariana islands": "MP",
+    "puerto rico": "PR", "us virgin islands": "VI", "virgin islands": "VI",
+}  # fmt: skip
+_CODES = frozenset(STATE_CODES.values())
+# Candidate names inside a contest that are counts of the precinct, not candidates (normalised:
+# lower case, dots dropped). "Times Cast" is the ES&S / Electionware count of ballots on which
+# the contest appeared; "Cast Votes" the sum of the votes for its candidates (a total line).
+_CONTEST_REGISTERED = r"^(total )?registered voters?( - total| total)?$|^(voter )?registration$"
+_CONTEST_BALLOTS = r"^(total )?ballots cast( - total| total)?$|^times cast$|^total ballots$"
+_CONTEST_TOTAL = r"^(cast votes|votes cast|total cast|total votes cast|contest total)$"
+_EXEMPT_IDENTITY = re.compile(f"{_WRITE_IN_IDENTITY}|{_OTHER_IDENTITY}")
+
+
+def state_code(value: str | None) -> str | None:
+    """A state's two-letter code from its code or name (``"Pennsylvania"`` -> ``"PA"``);
+    the trimmed value in upper case when it is neither, ``None`` when empty."""
+    if value is None or not value.strip():
+        return None
+    text = re.sub(r"\s+", " ", value.replace(".", "").strip()).lower()
+    if text.upper() in _CODES:
+        return text.upper()
+    return STATE_CODES.get(text, STATE_CODES.get(text.removeprefix("state of "), value.strip()))
+
+
 def parse_file_name(name: str) -> dict[str, str]:
     """``date`` (ISO), ``state``, ``election``, ``county`` and ``level`` from an OpenElections
     file name such as ``20161108__pa__general__precinct.csv``; empty dict if it does not match."""
@@ -182,6 +241,59 @@ def _pseudo_office_expr(office: pl.Expr) -> pl.Expr:
     for kind, pattern in reversed(PSEUDO_OFFICES):
         expr = pl.when(text.str.contains(pattern)).then(pl.lit(kind)).otherwise(expr)
     return expr
+
+
+def _split_list(value: str | None) -> list[str]:
+    """``"A;B"`` -> ``["A", "B"]`` (empty parts dropped)."""
+    return [part.strip() for part in (value or "").split(";") if part.strip()]
+
+
+def _parse_merge(value: str | None) -> dict[str, str]:
+    """Option merge ``"SPELLING=CANDIDATE;..."`` as a dict, or an error naming the bad part."""
+    pairs: dict[str, str] = {}
+    for part in _split_list(value):
+        spelling, sign, target = part.partition("=")
+        if not sign or not spelling.strip() or not target.strip():
+            raise PollwatchError(
+                f"option merge part {part!r} is not SPELLING=CANDIDATE",
+                hint="merge='Biden/Harris=Joseph R. Biden;Joe Biden=Joseph R. Biden'",
+            )
+        pairs[spelling.strip()] = target.strip()
+    return pairs
+
+
+def _read_candidate_map(value: str | None) -> tuple[dict[str, str], list[str]]:
+    """The merges and separations of a ``candidate_map`` CSV (columns ``spelling,candidate``)."""
+    if not value:
+        return {}, []
+    path = Path(value).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the candidate map ({exc.strerror or exc})",
+            path=str(path),
+            hint="option candidate_map=FILE names a CSV with columns spelling,candidate",
+        ) from None
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if not {"spelling", "candidate"} <= set(fields):
+        raise ColumnError(
+            "the candidate map needs the columns spelling and candidate",
+            path=str(path),
+            hint=f"columns present: {', '.join(fields) or 'none'}",
+        )
+    merge: dict[str, str] = {}
+    separate: list[str] = []
+    for record in reader:
+        row = {str(k).strip().lower(): (v or "").strip() for k, v in record.items() if k}
+        if not row.get("spelling"):
+            continue
+        if row.get("candidate"):
+            merge[row["spelling"]] = row["candidate"]
+        else:
+            separate.append(row["spelling"])
+    return merge, separate
 
 
 @IMPORTERS.register("openelections")
@@ -241,9 +353,17 @@ class OpenElectionsImporter(Importer):
         if frame.height == 0:
             raise FormatError("no data rows", path=where, hint="the file has only a header")
         frame = frame.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
+        date = (given.get("date") or named.get("date", "")).strip()
+        if date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+            raise PollwatchError(f"option date={date!r} is not YYYY-MM-DD", hint="date=2016-11-08")
+        national = "state" in frame.columns
+        if national:
+            frame = self._state_rows(frame, given, where)
         count_columns = (["votes"] if "votes" in frame.columns else []) + modes
         na_values = [v.strip() for v in given.get("na_values", "").split(",") if v.strip()]
-        frame = parse_counts(frame, count_columns, where=where, na_values=na_values)
+        frame = parse_counts(
+            frame, count_columns, where=where, na_values=na_values, line_column="__row"
+        )
         votes = pl.col("votes") if "votes" in frame.columns else pl.lit(None, dtype=pl.Int64)
         if modes:
             # An empty 'votes' cell is the sum of the modes (null if they are all empty too).
@@ -256,11 +376,23 @@ class OpenElectionsImporter(Importer):
             _pseudo_office_expr(pl.col("office")).alias("__pseudo"),
             pl.concat_str(
                 [
+                    *([pl.lit(date[:4])] if national and date else []),
+                    *([pl.col("__state").fill_null("")] if national else []),
                     pl.col("county").cast(pl.String).fill_null(""),
                     pl.col("precinct").cast(pl.String).fill_null(""),
                 ],
                 separator="|",
             ).alias("station_id"),
+            (
+                pl.when(normalise_text_expr(pl.col("county")).is_not_null()).then(
+                    pl.concat_str(
+                        [pl.col("__state").fill_null(""), normalise_text_expr(pl.col("county"))],
+                        separator="|",
+                    )
+                )
+                if national
+                else normalise_text_expr(pl.col("county"))
+            ).alias("__county_key"),
             (pl.col("precinct").cast(pl.String).str.strip_chars().fill_null("") == "").alias(
                 "__blank_precinct"
             ),
@@ -273,40 +405,53 @@ class OpenElectionsImporter(Importer):
 
         contest, office, filters = self._contest(frame, given, named, where)
         contest, dropped = self._drop_totals(contest)
+        contest, names = self._candidate_identities(contest, given, where)
         rows = contest.select(
             "station_id",
             pl.col("__row").alias("_row"),
-            normalise_text_expr(pl.col("candidate")).alias("identity"),
-            pl.col("candidate").cast(pl.String).str.strip_chars().alias("name"),
+            "identity",
+            pl.coalesce(
+                pl.col("__display"), pl.col("candidate").cast(pl.String).str.strip_chars()
+            ).alias("name"),
             (
                 pl.col("party").cast(pl.String).str.strip_chars()
                 if "party" in contest.columns
                 else pl.lit(None, dtype=pl.String)
             ).alias("party"),
             pl.lit(False).alias("writein"),
-            row_role_expr(pl.col("candidate")).alias("role"),
+            pl.col("__role").alias("role"),
             pl.col("__votes").alias("votes"),
             pl.col("county").cast(pl.String).str.strip_chars().alias("district"),
             pl.col("precinct").cast(pl.String).alias("station_name"),
             pl.col("__aggregate").alias("_aggregate"),
+            *([pl.col("__state").alias("region")] if national else []),
         )
         result = tally(
             rows,
             where=where,
-            attributes=["district", "station_name", "_aggregate"],
+            attributes=[
+                "district",
+                "station_name",
+                "_aggregate",
+                *(["region"] if national else []),
+            ],
             votes_column="votes",
         )
         stations = result.stations
         turnout, turnout_notes = self._turnout(frame, given, stations)
         stations = stations.join(turnout, on="station_id", how="left")
+        stations, contest_notes = self._contest_counts(rows, stations)
         state = (given.get("state") or named.get("state") or "").strip().upper()
         if state and not re.fullmatch(r"[A-Z]{2}", state):
             raise PollwatchError(
                 f"option state={given.get('state')!r} is not a two-letter code", hint="state=PA"
             )
+        if state == "US" and not given.get("state"):
+            state = ""  # a national file named 'YYYYMMDD__us__...'
+        if not national:
+            stations = stations.with_columns(pl.lit(state or None, dtype=pl.String).alias("region"))
         pseudo = pseudo_precinct_expr("station_name") | pl.col("_aggregate")
         stations = stations.with_columns(
-            pl.lit(state or None, dtype=pl.String).alias("region"),
             pl.when(pl.col("station_name").cast(pl.String).str.strip_chars() == "")
             .then(None)
             .otherwise(pl.col("station_name"))
@@ -326,11 +471,29 @@ class OpenElectionsImporter(Importer):
                 "count for a candidate is the sum of its rows (fusion party lines add up); "
                 "null where the precinct has no row for the candidate"
             ),
-            "station_id": "'county|precinct' of the source",
+            "station_id": (
+                "'YEAR|STATE|county|precinct' (a file with a state column; the year of the "
+                "election date)"
+                if national
+                else "'county|precinct' of the source"
+            ),
+            "region": (
+                "the state column as a two-letter code (names such as 'Pennsylvania' mapped)"
+                if national
+                else "the state of the file name (or option state)"
+            ),
             "candidates": (
-                "one column per candidate name (trimmed, case and spacing ignored), shown by "
-                "its most frequent spelling with its most frequent party; 'Write-ins' lines "
-                "form one column"
+                "one column per candidate name (trimmed, case and spacing ignored; "
+                "separate=all), shown by its most frequent spelling with its most frequent "
+                "party; 'Write-ins' lines form one column"
+                if option_all(given.get("separate"))
+                else "one column per candidate: spellings consolidated by name key (case, "
+                "punctuation, one-letter middle initials, suffixes Jr./Sr./II/III/IV, 'Last, "
+                "First', running mates 'A / B' and common diminutives ignored; a surname alone "
+                "joins the one candidate with that surname; listed in candidate_merges), "
+                "overridable with options merge, separate and candidate_map; shown by a full, "
+                "mixed-case spelling without running mate (most votes first) with the most "
+                "frequent party; 'Write-ins' lines form one column"
             ),
             "valid": "sum of the candidate columns",
             "invalid": (
@@ -354,10 +517,180 @@ class OpenElectionsImporter(Importer):
                 "counted twice"
             ),
             **turnout_notes,
+            **contest_notes,
             **dict(result.definitions),
+            **self._merge_notes(names, rows, result.stations, result.candidates),
         }
-        meta = self._meta(path, named, given, state, office, result.candidates, definitions)
+        meta = self._meta(
+            path, named, given, state, office, result.candidates, definitions, national=national
+        )
         return make_election(meta, stations, where=where)
+
+    @staticmethod
+    def _state_rows(frame: pl.DataFrame, given: Mapping[str, str], where: str) -> pl.DataFrame:
+        """``__state`` (two-letter code) from the state column; only option state's rows."""
+        values = frame["state"].cast(pl.String).unique().to_list()
+        codes = {v: state_code(v) for v in values if v is not None}
+        frame = frame.with_columns(
+            pl.col("state")
+            .cast(pl.String)
+            .replace_strict(codes, default=None, return_dtype=pl.String)
+            .alias("__state")
+        )
+        wanted = given.get("state")
+        if wanted is None:
+            return frame
+        code = wanted.strip().upper()
+        if not re.fullmatch(r"[A-Z]{2}", code):
+            raise PollwatchError(
+                f"option state={wanted!r} is not a two-letter code", hint="state=PA"
+            )
+        kept = frame.filter(pl.col("__state") == code)
+        if kept.height == 0:
+            raise InputError(
+                f"no rows with state {wanted!r}",
+                path=where,
+                column="state",
+                hint=f"states in the file (rows): {value_listing(frame, '__state')}; pass "
+                "--option state=CODE",
+            )
+        return kept
+
+    @staticmethod
+    def _candidate_identities(
+        contest: pl.DataFrame, given: Mapping[str, str], where: str
+    ) -> tuple[pl.DataFrame, NameConsolidation]:
+        """``identity`` (consolidated candidate key) and ``__role`` of every contest row."""
+        bare = normalise_text_expr(
+            pl.col("candidate").cast(pl.String).str.replace_all(".", "", literal=True)
+        )
+        lookup = (
+            contest.group_by("candidate")
+            .agg(pl.col("__votes").sum().alias("votes"))
+            .with_columns(
+                pl.when(bare.str.contains(_CONTEST_REGISTERED))
+                .then(pl.lit("registered"))
+                .when(bare.str.contains(_CONTEST_BALLOTS))
+                .then(pl.lit("ballots_cast"))
+                .when(bare.str.contains(_CONTEST_TOTAL))
+                .then(pl.lit("total"))
+                .otherwise(row_role_expr(pl.col("candidate")))
+                .alias("__role"),
+                normalise_text_expr(pl.col("candidate")).alias("__plain"),
+            )
+        )
+        persons = lookup.filter((pl.col("__role") == "candidate") & pl.col("__plain").is_not_null())
+        spellings = [(str(n), int(v or 0)) for n, v in persons.select("candidate", "votes").rows()]
+        known = {plain_identity(n) for n, _ in spellings}
+        separate_option = given.get("separate")
+        keep_apart = option_all(separate_option)
+        separate = [] if keep_apart else _split_list(separate_option)
+        merge = _parse_merge(given.get("merge"))
+        for spelling in [*merge, *separate]:
+            if plain_identity(spelling) not in known:
+                raise InputError(
+                    f"no candidate spelled {spelling!r} in the contest",
+                    path=where,
+                    column="candidate",
+                    hint=f"spellings (rows): {value_listing(persons, 'candidate')}; fix option "
+                    "merge or separate",
+                )
+        mapped_merge, mapped_separate = _read_candidate_map(given.get("candidate_map"))
+        names = consolidate_names(
+            spellings,
+            merge={**mapped_merge, **merge},
+            separate=[*mapped_separate, *separate],
+            keep_apart=keep_apart,
+            exempt=_EXEMPT_IDENTITY,
+        )
+        identity = pl.col("__plain").replace(dict(names.identity))
+        lookup = lookup.select(
+            "candidate",
+            pl.when(pl.col("__role") == "candidate")
+            .then(identity)
+            .otherwise(pl.col("__plain"))
+            .alias("identity"),
+            "__role",
+        ).with_columns(
+            # Every spelling of a candidate shows as the group's chosen spelling.
+            pl.when(pl.col("__role") == "candidate")
+            .then(pl.col("identity").replace_strict(names.display, default=None))
+            .alias("__display")
+        )
+        joined = contest.join(
+            lookup, on="candidate", how="left", nulls_equal=True, maintain_order="left"
+        )
+        return joined, names
+
+    @staticmethod
+    def _contest_counts(
+        rows: pl.DataFrame, stations: pl.DataFrame
+    ) -> tuple[pl.DataFrame, dict[str, str]]:
+        """``registered`` / ``ballots_cast`` from count rows inside the contest, where the
+        precinct has no pseudo-office row of its own."""
+        counts = rows.filter(pl.col("role").is_in(["registered", "ballots_cast"]))
+        if counts.height == 0:
+            return stations, {}
+        sums = counts.group_by("station_id", "role").agg(
+            pl.when(pl.col("votes").count() > 0).then(pl.col("votes").sum()).alias("value")
+        )
+        filled: dict[str, int] = {}
+        for role in ("registered", "ballots_cast"):
+            part = sums.filter(pl.col("role") == role).select(
+                "station_id", pl.col("value").cast(pl.Int64).alias(f"__contest_{role}")
+            )
+            stations = stations.join(part, on="station_id", how="left")
+            filled[role] = stations.filter(
+                pl.col(role).is_null() & pl.col(f"__contest_{role}").is_not_null()
+            ).height
+            stations = stations.with_columns(
+                pl.coalesce(role, f"__contest_{role}").alias(role)
+            ).drop(f"__contest_{role}")
+        listing = value_listing(counts, "name")
+        return stations, {
+            "contest_counts": (
+                f"{counts.height} row(s) of the contest whose candidate is a count ({listing}) "
+                "are not candidates: 'Registered Voters' rows are read as registered, 'Ballots "
+                "Cast' / 'Times Cast' rows as ballots_cast, where the precinct has no "
+                f"pseudo-office row of its own ({filled['registered']} and "
+                f"{filled['ballots_cast']} precinct(s) filled)"
+            )
+        }
+
+    @staticmethod
+    def _merge_notes(
+        names: NameConsolidation,
+        rows: pl.DataFrame,
+        stations: pl.DataFrame,
+        candidates: tuple[Candidate, ...],
+    ) -> dict[str, str]:
+        """The merges (readable and as JSON) and the warnings, for ``meta.definitions``."""
+        columns = {c.column for c in candidates}
+        display = {
+            str(identity): str(name)
+            for identity, name in rows.filter(pl.col("role") == "candidate")
+            .group_by("identity", "name")
+            .len()
+            .sort(["identity", "len", "name"], descending=[False, True, False])
+            .group_by("identity", maintain_order=True)
+            .agg(pl.col("name").first())
+            .drop_nulls()
+            .rows()
+            if name in columns
+        }
+        merged = names.merged
+        notes = {
+            "candidate_merges": (
+                f"{sum(len(g.spellings) for g in merged)} spellings merged into {len(merged)} "
+                "candidate(s):\n" + names.report(display)
+                if merged
+                else "no spellings merged (each candidate has one spelling)"
+            ),
+            "candidate_merges_table": names.to_json(display),
+        }
+        if names.warnings:
+            notes["candidate_warnings"] = "\n".join(names.warnings)
+        return notes
 
     def _contest(
         self,
@@ -451,7 +784,7 @@ class OpenElectionsImporter(Importer):
     @staticmethod
     def _drop_totals(contest: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         """Leave out county-total rows where the county also reports precincts."""
-        county = normalise_text_expr(pl.col("county"))
+        county = pl.col("__county_key")
         reported = (
             contest.filter(~pl.col("__aggregate"))
             .select(county.alias("c"))
@@ -551,6 +884,8 @@ class OpenElectionsImporter(Importer):
         office: str,
         candidates: tuple[Candidate, ...],
         definitions: Mapping[str, str],
+        *,
+        national: bool = False,
     ) -> ElectionMeta:
         date = given.get("date") or named.get("date", "")
         if date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date.strip()):
@@ -590,7 +925,13 @@ class OpenElectionsImporter(Importer):
             importer=self.name,
             candidates=candidates,
             hierarchy_labels={
-                "region": "state (file name)" if named.get("state") else "state (option)",
+                "region": (
+                    "state (column)"
+                    if national
+                    else "state (file name)"
+                    if named.get("state")
+                    else "state (option)"
+                ),
                 "district": "county",
                 "station_name": "precinct",
             },

@@ -14,8 +14,9 @@ Two methods:
     within its geographic unit (``standardise_within``, the district by default) so that honest
     differences between places (the bimodality of a country with two political cultures) do
     not show. Descriptive (no p-value). The statistic is the share of stations in the corner
-    ``t > corner`` and ``v > corner`` (0.95 by default), beside what a bivariate normal fitted
-    robustly to the bulk of the stations expects there; the details give the excess kurtosis of
+    ``t > corner`` and ``v > corner`` (0.95 by default), beside what a bivariate normal centred
+    on the clean peak (:func:`clean_peak`, never the corner) expects there; the effect is the
+    excess ``max(0, observed - expected)``; the details give the excess kurtosis of
     the standardised logarithmic vote and turnout rates, the paper's data-collapse measure.
 
 ``klimek-fraud-model``
@@ -25,31 +26,33 @@ Two methods:
     anomalies: a fraction ``x`` of the non-voters and a fraction ``x ** alpha`` of the other
     candidates' votes are added to the leader, ``x = |N(0, theta)|`` (truncated below 1);
     a fraction ``f_e`` has *extreme* anomalies: the same with ``x = 1 - |N(0, 0.075)|``, almost
-    everything to the leader. ``alpha`` (the deviation parameter) weighs ballot stuffing
+    everything to the leader. α (the deviation parameter, ``alpha``) weighs ballot stuffing
     (non-voters) against vote transfers (other candidates).
 
 Estimation (exactly, see docs/methods/klimek.md):
 
-1. Clean peak. ``(a, v)`` is the maximum of the fingerprint smoothed with a gaussian kernel of
-   ``smoothing`` bins, searched outside the corner ``t > 0.95 or v > 0.95``. The widths are
-   left half-widths, ``sigma_a = sqrt(mean((t_i - a)^2))`` and ``sigma_v = sqrt(mean((v_i -
-   v)^2))`` over the stations with ``t_i < a`` and ``v_i < v`` (the quadrant that the model's
-   anomalies never reach, since they only push stations up and right), and
-   ``theta = sqrt(sqrt(mean((v_i - v)^2 | v_i > v)))``, as in Klimek's ElectionFitter code
-   (converted to R by Mebane & Egami in EFToolkit's ``ComputeKlimekModel``).
+1. Clean peak (:func:`clean_peak`). ``a`` and ``v`` are the first prominent local maxima above
+   0.3 and at most 0.95 of the kernel densities of turnout and of the leader's share (Kobak's
+   port of Klimek's fitter, github dkobak/elections), never the capped corner, so that an
+   election where most stations are manipulated (the corner is the highest mode) keeps its
+   clean peak. The widths are left half-widths, ``sigma_a = rms(t_i - a | t_i < a, v_i < v)``
+   and ``sigma_v = rms(v_i - v | v_i < v)`` (the sides the anomalies never reach), and
+   ``theta = sqrt(rms(v_i - v | v_i > v))``, as in Klimek's ElectionFitter code (converted to
+   R by Mebane & Egami in EFToolkit's ``ComputeKlimekModel``).
 2. Components. With every station's own ``registered`` (sorted by station id, so the draws do
    not depend on row order), ``simulation_copies`` copies of the election are simulated as
    counts, once clean and, from the same clean draws and the same ``x`` draws, with
-   incremental and with extreme anomalies for each ``alpha``; each component's fingerprint is
-   normalised to a probability histogram ``p_c``, ``p_i``, ``p_e``.
-   Assigning stations to components at random with probabilities ``(1 - f_i - f_e, f_i, f_e)``,
-   as Klimek's simulation does, gives the expected fingerprint
-   ``n * ((1 - f_i - f_e) p_c + f_i p_i + f_e p_e)``; pollwatch uses this expectation
-   directly instead of one random assignment per grid point (less Monte Carlo noise, and the
-   grid search becomes a quadratic form, which is what makes a 95,000-station fit take seconds).
-3. Fit. ``(f_i, f_e, alpha)`` minimise the sum over bins of the squared difference between the
+   incremental and with extreme anomalies for each α; each component's fingerprint is
+   normalised to a probability histogram ``p_c``, ``p_i``, ``p_e``. Assigning stations to
+   components at random with probabilities ``(1 - f_i - f_e, f_i, f_e)``, as Klimek's
+   simulation does, gives the expected fingerprint ``n ((1 - f_i - f_e) p_c + f_i p_i + f_e
+   p_e)``; pollwatch uses this expectation directly (the grid search becomes a quadratic form).
+3. Fit. ``(f_i, f_e, α)`` minimise the sum over bins of the squared difference between the
    observed and the expected fingerprint on the grid ``f_i`` in ``0, f_i_step, ..., 1``,
-   ``f_e`` in ``0, f_e_step, ..., f_e_max`` (``f_i + f_e <= 1``) and ``alpha`` in ``alphas``.
+   ``f_e`` in ``0, f_e_step, ..., f_e_max`` (``f_i + f_e <= 1``) and α in ``alphas``, the
+   α grid widened while the optimum is on its edge (``alpha_interior`` says whether it ended
+   inside). Goodness of fit: the total-variation distance between the observed and fitted
+   fingerprints, beside that of the fair model and the floor from sampling alone.
 4. Uncertainty. ``replicates`` bootstrap replicates resample stations with replacement and
    repeat steps 1-3 (fresh simulations); percentile intervals at ``interval_level``.
 
@@ -72,7 +75,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy import ndimage, special, stats
+from scipy import ndimage, signal, special, stats
 
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
@@ -86,9 +89,13 @@ from pollwatch.forensics.base import (
 from pollwatch.results.model import Election
 
 __all__ = [
+    "PEAK_CAP",
+    "PEAK_LOWER",
     "PUBLISHED_FITS",
+    "CleanPeak",
     "KlimekFingerprint",
     "KlimekFraudModel",
+    "clean_peak",
     "fingerprint_counts",
 ]
 
@@ -107,15 +114,61 @@ _SCIADV = (
 #: width of the extreme-anomaly draw ``1 - |N(0, 0.075)|`` in Klimek's ElectionFitter code
 _EXTREME_WIDTH = 0.075
 
-#: Published fits of the same model (f_i, f_e), for the details and the docs.
+#: Published fits of the same model, for the details and the docs: ``f_i``, ``f_e``, ``alpha``
+#: and, where published, the clean peak (``turnout``, ``share``: the model's tau and nu).
+#: Klimek et al. 2012 (PNAS 109(41):16469, SI): as transcribed in Kobak & Pshenichnikov's
+#: notebook (github dkobak/elections, meduza2018/meduza.ipynb, "values taken from the paper").
+#: Mebane & Kalinin's refit: the table Mebane gave Kobak (same repository,
+#: meduza2018/mebane-kalinin.txt), rounded to 4 significant digits.
 PUBLISHED_FITS: dict[str, dict[str, dict[str, float]]] = {
     "Klimek et al. 2012 (PNAS)": {
-        "russia-2011": {"f_i": 0.64, "f_e": 0.033},
-        "russia-2012": {"f_i": 0.39, "f_e": 0.021},
+        "russia-2007": {"f_i": 0.636, "f_e": 0.038, "alpha": 2.2},
+        "russia-2011": {"f_i": 0.64, "f_e": 0.033, "alpha": 2.3},
+        "russia-2012": {"f_i": 0.39, "f_e": 0.021, "alpha": 1.5},
     },
     "Mebane & Kalinin refit": {
-        "russia-2011": {"f_i": 0.121, "f_e": 0.0032},
-        "russia-2012": {"f_i": 0.084, "f_e": 0.0020},
+        "russia-2004": {
+            "f_i": 0.04930,
+            "f_e": 0.0000870,
+            "alpha": 1.668,
+            "turnout": 0.6923,
+            "share": 0.7154,
+        },
+        "russia-2007": {
+            "f_i": 0.03989,
+            "f_e": 0.0001596,
+            "alpha": 1.668,
+            "turnout": 0.6711,
+            "share": 0.6606,
+        },
+        "russia-2008": {
+            "f_i": 0.01302,
+            "f_e": 0.00000165,
+            "alpha": 1.668,
+            "turnout": 0.7553,
+            "share": 0.7019,
+        },
+        "russia-2011": {
+            "f_i": 0.1209,
+            "f_e": 0.003226,
+            "alpha": 1.756,
+            "turnout": 0.6058,
+            "share": 0.4815,
+        },
+        "russia-2012": {
+            "f_i": 0.08440,
+            "f_e": 0.002042,
+            "alpha": 3.411,
+            "turnout": 0.6529,
+            "share": 0.6513,
+        },
+        "russia-2016": {
+            "f_i": 0.2216,
+            "f_e": 0.02192,
+            "alpha": 1.668,
+            "turnout": 0.4788,
+            "share": 0.4913,
+        },
     },
 }
 
@@ -269,32 +322,44 @@ def _check_fraction(name: str, value: float, low: float, high: float) -> None:
         )
 
 
-def _robust_corner_expectation(turnout: FloatArray, share: FloatArray, corner: float) -> float:
-    """P(t > corner, v > corner) under a bivariate normal fitted robustly to the bulk.
+def _corner_expectation(
+    turnout: FloatArray, share: FloatArray, corner: float, peak: CleanPeak
+) -> tuple[float, float]:
+    """P(t > corner, v > corner) under a bivariate normal centred on the clean peak.
 
-    Centre: medians; scales: 1.4826 * MAD; correlation: Pearson correlation of the stations
-    within 2.5 robust scales of the centre in both coordinates (the core that anomalies do not
-    reach), corrected for the truncation only approximately (it is a reference, not a test).
+    The normal is truncated to the unit square (turnout and share cannot pass 100 %).
+    Centre: the clean peak ``(a, v)`` (:func:`clean_peak`, never the capped corner); scales:
+    its left half-widths; correlation: Pearson correlation of the stations within two
+    half-widths of the peak in both coordinates (the clean core), 0 when fewer than 10.
+    Returns the probability and the correlation. A reference for the eye, not a null.
     """
-    centre = np.array([np.median(turnout), np.median(share)])
-    scale = 1.4826 * np.array(
-        [np.median(np.abs(turnout - centre[0])), np.median(np.abs(share - centre[1]))]
-    )
-    if np.any(scale <= 0):
-        return float("nan")
+    centre = np.array([peak.turnout, peak.share])
+    scale = np.array([peak.turnout_width, peak.share_width])
     z_t = (turnout - centre[0]) / scale[0]
     z_v = (share - centre[1]) / scale[1]
-    core = (np.abs(z_t) < 2.5) & (np.abs(z_v) < 2.5)
-    rho = float(np.corrcoef(z_t[core], z_v[core])[0, 1]) if core.sum() > 10 else 0.0
+    core = (np.abs(z_t) < 2.0) & (np.abs(z_v) < 2.0)
+    rho = float(np.corrcoef(z_t[core], z_v[core])[0, 1]) if core.sum() >= 10 else 0.0
     if not np.isfinite(rho):
         rho = 0.0
     rho = float(np.clip(rho, -0.99, 0.99))
-    limit = (np.array([corner, corner]) - centre) / scale
-    cov = np.array([[1.0, rho], [rho, 1.0]])
-    both_below = float(stats.multivariate_normal(mean=[0.0, 0.0], cov=cov).cdf(limit))
-    p_t = float(special.ndtr(limit[0]))
-    p_v = float(special.ndtr(limit[1]))
-    return max(0.0, 1.0 - p_t - p_v + both_below)
+    normal = stats.multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, rho], [rho, 1.0]])
+
+    def box(low: float, high: float) -> float:
+        """P(low < t <= high and low < v <= high), by inclusion-exclusion of the CDF."""
+        lo = (np.array([low, low]) - centre) / scale
+        hi = (np.array([high, high]) - centre) / scale
+        value = (
+            normal.cdf(hi)
+            - normal.cdf([lo[0], hi[1]])
+            - normal.cdf([hi[0], lo[1]])
+            + normal.cdf(lo)
+        )
+        return max(0.0, float(value))
+
+    # truncated to the unit square, as the model's clean stations are: the mass a normal puts
+    # above 100 % turnout is not corner stations
+    inside = box(0.0, 1.0)
+    return (box(corner, 1.0) / inside if inside > 0 else 0.0), rho
 
 
 def _excess_kurtosis(values: FloatArray) -> float | None:
@@ -393,8 +458,12 @@ class KlimekFingerprint(Method):
         in_corner = (data.turnout > self.corner) & (data.share > self.corner)
         corner_count = int(in_corner.sum())
         corner_share = corner_count / n
-        expected_share = _robust_corner_expectation(data.turnout, data.share, self.corner)
-        expected_count = expected_share * n if np.isfinite(expected_share) else float("nan")
+        peak = clean_peak(data.turnout, data.share)
+        expected_share, rho = _corner_expectation(data.turnout, data.share, self.corner, peak)
+        expected_count = expected_share * n
+        # Excess is clipped at 0: fewer corner stations than the normal expects is no anomaly
+        # of this kind, and a negative "excess" reads as a contradiction.
+        excess = max(0.0, corner_count - expected_count)
 
         ballots = np.rint(data.turnout * data.registered).astype(np.int64)
         log_turnout = _logit_counts(ballots, data.registered)
@@ -436,8 +505,11 @@ class KlimekFingerprint(Method):
             statistic_name=f"share of stations with turnout and leader share above {self.corner}",
             statistic=corner_share,
             sample_size=n,
-            effect_name="excess corner stations over the robust bivariate normal",
-            effect=(corner_count - expected_count) if np.isfinite(expected_count) else None,
+            effect_name=(
+                "excess corner stations: max(0, observed − expected under the normal centred "
+                "on the clean peak)"
+            ),
+            effect=excess,
             details={
                 "leader": data.leader,
                 "corner": self.corner,
@@ -445,6 +517,10 @@ class KlimekFingerprint(Method):
                 "corner_share": corner_share,
                 "corner_expected_stations": expected_count,
                 "corner_expected_share": expected_share,
+                "corner_excess_stations": excess,
+                "corner_ratio": corner_count / expected_count if expected_count > 0 else None,
+                "clean_peak": peak.to_dict(),
+                "reference_correlation": rho,
                 "excess_kurtosis_log_vote_rate": kurt_nu,
                 "excess_kurtosis_log_turnout_rate": kurt_t,
                 "median_turnout": float(np.median(data.turnout)),
@@ -459,8 +535,10 @@ class KlimekFingerprint(Method):
                 "share": f"votes({data.leader}) / valid",
                 "filters": data.selection.describe(),
                 "corner_expectation": (
-                    "bivariate normal with median centre, 1.4826 * MAD scales and the "
-                    "correlation of the stations within 2.5 robust scales of the centre"
+                    "bivariate normal centred on the clean peak (first local maxima above 0.3 "
+                    "and at most 0.95 of the turnout and share densities), its left "
+                    "half-widths as scales and the correlation of the stations within two "
+                    "half-widths of it; excess = max(0, observed − expected)"
                 ),
                 "log_vote_rate": (
                     "nu = ln((valid - W + 1/2) / (W + 1/2)), W the leader's votes (Klimek et "
@@ -476,46 +554,167 @@ class KlimekFingerprint(Method):
         )
 
 
-# --- the fraud model ------------------------------------------------------------------------
+# --- the clean peak (shared by both methods) ----------------------------------------------
+#: Kobak's port of Klimek's fitter (github dkobak/elections, meduza2018) takes the first local
+#: maximum above 30 %: lower modes are places where the candidate hardly stood, not the vote.
+PEAK_LOWER = 0.3
+#: Modes above this are the capped corner (turnout or share near 100 %), never the clean vote.
+PEAK_CAP = 0.95
+#: points of the grid over [0, 1] on which the 1-D densities are evaluated
+_DENSITY_GRID = 1000
+#: a local maximum counts as a peak when its prominence is at least this share of the highest
+#: density and at least ``_PEAK_NOISE`` kernel-density standard errors
+_PEAK_PROMINENCE = 0.03
+_PEAK_NOISE = 4.0
+
+
 @dataclass(frozen=True)
-class _CleanPeak:
+class CleanPeak:
+    """The clean peak of an election's fingerprint: where honest stations sit, and how wide.
+
+    ``turnout`` and ``share`` are the centre ``(a, v)``; ``turnout_width`` is the root mean
+    square of ``t_i - a`` over the stations below the peak in both coordinates, ``share_width``
+    that of ``v_i - v`` over the stations with ``v_i < v`` (the sides the model's anomalies
+    never reach); ``theta = sqrt(rms(v_i - v | v_i > v))``, the spread of the incremental
+    anomalies in Klimek's fitter. ``turnout_rule`` / ``share_rule`` say how each centre was
+    found (:func:`clean_peak`); ``found`` is False when a coordinate fell back to its mode
+    below the cap because it has no clean peak of its own.
+    """
+
     turnout: float
     turnout_width: float
     share: float
     share_width: float
     theta: float
+    turnout_rule: str
+    share_rule: str
+
+    @property
+    def found(self) -> bool:
+        return not any(r.startswith("fallback") for r in (self.turnout_rule, self.share_rule))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "turnout": self.turnout,
+            "turnout_width": self.turnout_width,
+            "share": self.share,
+            "share_width": self.share_width,
+            "theta": self.theta,
+            "turnout_rule": self.turnout_rule,
+            "share_rule": self.share_rule,
+            "found": self.found,
+        }
 
 
-def _estimate_peak(
-    turnout: FloatArray, share: FloatArray, bins: int, smoothing: float
-) -> _CleanPeak:
-    counts = fingerprint_counts(turnout, share, bins)
-    smooth = ndimage.gaussian_filter(counts, smoothing, mode="constant")
-    centres = (np.arange(bins) + 0.5) / bins
-    allowed = centres <= 0.95
-    smooth[~allowed, :] = -1.0
-    smooth[:, ~allowed] = -1.0
-    i, j = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-    a, v = float(centres[i]), float(centres[j])
+def _density(values: FloatArray) -> tuple[FloatArray, float]:
+    """Gaussian kernel density of ``values`` on ``_DENSITY_GRID`` points over [0, 1].
+
+    A binned kernel estimate (histogram of 0.1-point bins, then a gaussian filter), with
+    Silverman's bandwidth ``1.06 min(sd, IQR / 1.349) n^(-1/5)``, at least 0.01: whole-percent
+    spikes one point apart (Kobak et al. 2016) are smoothed away rather than taken for peaks.
+    """
+    n = values.size
+    counts = np.bincount(_bin_index(values, _DENSITY_GRID), minlength=_DENSITY_GRID)
+    low, high = np.percentile(values, [25, 75])
+    spread = float(np.std(values))
+    if high > low:
+        spread = min(spread, float(high - low) / 1.349)
+    bandwidth = max(1.06 * spread * n**-0.2, 0.01)
+    density = ndimage.gaussian_filter1d(
+        counts * (_DENSITY_GRID / n), bandwidth * _DENSITY_GRID, mode="constant"
+    )
+    return np.asarray(density, dtype=np.float64), bandwidth
+
+
+def _first_peak(values: FloatArray) -> tuple[float | None, str]:
+    """The first prominent local maximum of the density in [PEAK_LOWER, PEAK_CAP].
+
+    None when there is none: then, if there is a prominent maximum below ``PEAK_LOWER`` (a
+    candidate of a many-party election), the highest of those.
+    """
+    if values.size < 5:
+        return None, "fallback: too few stations"
+    density, bandwidth = _density(values)
+    centres = (np.arange(_DENSITY_GRID) + 0.5) / _DENSITY_GRID
+    peaks, properties = signal.find_peaks(density, prominence=0.0)
+    if peaks.size == 0:
+        return None, "fallback: no local maximum"
+    # standard error of a kernel density estimate: sqrt(f / (n h 2 sqrt(pi)))
+    noise = np.sqrt(density[peaks] / (values.size * bandwidth * 2 * np.sqrt(np.pi)))
+    prominence = properties["prominences"]
+    real = (prominence >= _PEAK_PROMINENCE * density.max()) & (prominence >= _PEAK_NOISE * noise)
+    located = centres[peaks]
+    above = real & (located >= PEAK_LOWER) & (located <= PEAK_CAP)
+    if above.any():
+        return float(located[above][0]), f"first local maximum above {PEAK_LOWER:g}"
+    below = real & (located < PEAK_LOWER)
+    if below.any():
+        best = int(np.argmax(np.where(below, density[peaks], -1.0)))
+        return float(located[best]), f"highest local maximum below {PEAK_LOWER:g}"
+    return None, f"fallback: no local maximum below {PEAK_CAP:g}"
+
+
+def _mode_below_cap(values: FloatArray) -> float:
+    density, _ = _density(values)
+    centres = (np.arange(_DENSITY_GRID) + 0.5) / _DENSITY_GRID
+    return float(centres[int(np.argmax(np.where(centres <= PEAK_CAP, density, -1.0)))])
+
+
+def clean_peak(turnout: FloatArray, share: FloatArray) -> CleanPeak:
+    """Locate the clean peak of a fingerprint, away from the capped corner.
+
+    Each centre is the first local maximum above 30 % of the kernel density of turnout, and of
+    the leader's share (Kobak's port of Klimek's fitter, github dkobak/elections), ignoring
+    maxima that are not prominent (see ``_first_peak``) and maxima above 95 %: where most
+    stations are manipulated the highest mode *is* the corner, and a global mode would take the
+    fraud for the clean vote. A coordinate without such a peak (Russia 2024's turnout rises
+    to the corner) is located among the stations within 0.05 of the other coordinate's peak;
+    failing that, it is its mode below 95 % and the peak is reported as not ``found``.
+    Widths and ``theta`` as in :class:`CleanPeak` (Klimek et al. 2012, SI; Kobak's port).
+    """
+    a, turnout_rule = _first_peak(turnout)
+    v, share_rule = _first_peak(share)
+    if a is None and v is not None:
+        near = np.abs(share - v) <= 0.05
+        a, rule = _first_peak(turnout[near])
+        turnout_rule = f"{rule}, among stations within 0.05 of the share peak"
+    elif v is None and a is not None:
+        near = np.abs(turnout - a) <= 0.05
+        v, rule = _first_peak(share[near])
+        share_rule = f"{rule}, among stations within 0.05 of the turnout peak"
+    if a is None:
+        a = _mode_below_cap(turnout)
+        turnout_rule = f"fallback: mode below {PEAK_CAP:g} (no clean turnout peak)"
+    if v is None:
+        v = _mode_below_cap(share)
+        share_rule = f"fallback: mode below {PEAK_CAP:g} (no clean share peak)"
+    floor = 0.01
     quadrant = (turnout < a) & (share < v)
-    floor = 1.0 / bins
-    if quadrant.sum() >= 5:
-        sigma_a = float(np.sqrt(np.mean((turnout[quadrant] - a) ** 2)))
-        sigma_v = float(np.sqrt(np.mean((share[quadrant] - v) ** 2)))
-    else:
-        sigma_a = float(np.std(turnout))
-        sigma_v = float(np.std(share))
+    lower_share = share < v
+    sigma_a = (
+        float(np.sqrt(np.mean((turnout[quadrant] - a) ** 2)))
+        if quadrant.sum() >= 5
+        else float(np.std(turnout))
+    )
+    sigma_v = (
+        float(np.sqrt(np.mean((share[lower_share] - v) ** 2)))
+        if lower_share.sum() >= 5
+        else float(np.std(share))
+    )
     above = share > v
     spread = float(np.sqrt(np.mean((share[above] - v) ** 2))) if above.any() else floor
-    return _CleanPeak(
+    return CleanPeak(
         turnout=a,
         turnout_width=max(sigma_a, floor),
         share=v,
         share_width=max(sigma_v, floor),
         theta=max(float(np.sqrt(spread)), floor),
+        turnout_rule=turnout_rule,
+        share_rule=share_rule,
     )
 
 
+# --- the fraud model ------------------------------------------------------------------------
 def _truncated_normal(
     rng: np.random.Generator, mean: float, sd: float, low: float, high: float, size: int
 ) -> FloatArray:
@@ -527,15 +726,6 @@ def _truncated_normal(
     return out
 
 
-@dataclass(frozen=True)
-class _Components:
-    """Probability fingerprints of the model's components, flattened, and votes moved."""
-
-    clean: FloatArray
-    incremental: dict[float, tuple[FloatArray, float]]
-    extreme: dict[float, tuple[FloatArray, float]]
-
-
 def _probability(voters: IntArray, leader: IntArray, registered: IntArray, bins: int) -> FloatArray:
     ok = voters > 0
     counts = fingerprint_counts(voters[ok] / registered[ok], leader[ok] / voters[ok], bins).ravel()
@@ -543,37 +733,43 @@ def _probability(voters: IntArray, leader: IntArray, registered: IntArray, bins:
     return counts / total if total > 0 else counts
 
 
-def _simulate_components(
-    rng: np.random.Generator,
-    registered: IntArray,
-    peak: _CleanPeak,
-    alphas: Sequence[float],
-    bins: int,
-) -> _Components:
-    """Simulate every station clean, then with incremental and with extreme anomalies.
+class _Components:
+    """The model's components for one clean peak, simulated once, fingerprints by ``alpha``.
 
-    The three components share the clean draws and, across ``alpha``, the draws of ``x``
-    (common random numbers): the differences between components are then not blurred by
-    independent noise, and a fit costs one set of draws.
+    Every station is simulated clean once; the incremental and the extreme components reuse
+    those clean draws and one draw of ``x`` each, for every ``alpha`` (common random numbers:
+    the differences between components and between values of ``alpha`` are not blurred by
+    independent noise). Fingerprints are flattened probability histograms, cached by ``alpha``.
     """
-    n = registered.size
-    turnout = _truncated_normal(rng, peak.turnout, peak.turnout_width, 0.0, 1.0, n)
-    share = _truncated_normal(rng, peak.share, peak.share_width, 0.0, 1.0, n)
-    voters = np.rint(registered * turnout).astype(np.int64)
-    leader = np.rint(voters * share).astype(np.int64)
-    others = voters - leader
-    non_voters = registered - voters
-    clean = _probability(voters, leader, registered, bins)
-    x_incremental = np.minimum(_truncated_normal(rng, 0.0, peak.theta, 0.0, 1.0, n), 1.0)
-    x_extreme = 1.0 - np.minimum(_truncated_normal(rng, 0.0, _EXTREME_WIDTH, 0.0, 1.0, n), 1.0)
-    result: dict[str, dict[float, tuple[FloatArray, float]]] = {"incremental": {}, "extreme": {}}
-    for kind, x in (("incremental", x_incremental), ("extreme", x_extreme)):
-        stuffed = np.floor(x * non_voters).astype(np.int64)
-        for alpha in alphas:
-            taken = np.rint(x**alpha * others).astype(np.int64)
-            probability = _probability(voters + stuffed, leader + stuffed + taken, registered, bins)
-            result[kind][float(alpha)] = (probability, float((stuffed + taken).mean()))
-    return _Components(clean=clean, incremental=result["incremental"], extreme=result["extreme"])
+
+    def __init__(
+        self, rng: np.random.Generator, registered: IntArray, peak: CleanPeak, bins: int
+    ) -> None:
+        n = registered.size
+        turnout = _truncated_normal(rng, peak.turnout, peak.turnout_width, 0.0, 1.0, n)
+        share = _truncated_normal(rng, peak.share, peak.share_width, 0.0, 1.0, n)
+        self.registered = registered
+        self.voters = np.rint(registered * turnout).astype(np.int64)
+        self.leader = np.rint(self.voters * share).astype(np.int64)
+        self.bins = bins
+        self.clean = _probability(self.voters, self.leader, registered, bins)
+        x_incremental = np.minimum(_truncated_normal(rng, 0.0, peak.theta, 0.0, 1.0, n), 1.0)
+        x_extreme = 1.0 - np.minimum(_truncated_normal(rng, 0.0, _EXTREME_WIDTH, 0.0, 1.0, n), 1.0)
+        self.x = {"incremental": x_incremental, "extreme": x_extreme}
+        self._cache: dict[tuple[str, float], tuple[FloatArray, float]] = {}
+
+    def anomalous(self, kind: str, alpha: float) -> tuple[FloatArray, float]:
+        """Fingerprint of every station with ``kind`` anomalies, and the mean votes moved."""
+        key = (kind, float(alpha))
+        if key not in self._cache:
+            x = self.x[kind]
+            stuffed = np.floor(x * (self.registered - self.voters)).astype(np.int64)
+            taken = np.rint(x**alpha * (self.voters - self.leader)).astype(np.int64)
+            probability = _probability(
+                self.voters + stuffed, self.leader + stuffed + taken, self.registered, self.bins
+            )
+            self._cache[key] = (probability, float((stuffed + taken).mean()))
+        return self._cache[key]
 
 
 @dataclass(frozen=True)
@@ -581,10 +777,13 @@ class _Fit:
     f_i: float
     f_e: float
     alpha: float
+    alpha_interior: bool
+    alphas_tried: tuple[float, ...]
     loss: float
     loss_fair: float
     moved_votes: float
-    peak: _CleanPeak
+    peak: CleanPeak
+    observed: FloatArray
     model: FloatArray
     fair: FloatArray
 
@@ -601,6 +800,19 @@ class _Grid:
         self.f_e: FloatArray = grid_e[keep]
 
 
+def _widened(alphas: Sequence[float], best: float, low: float, high: float) -> float | None:
+    """The next value of ``alpha`` to try when ``best`` lies on the grid's edge, else None.
+
+    Upwards by factors of 1.5 (up to ``high``), downwards by halves (down to ``low``).
+    """
+    top, bottom = max(alphas), min(alphas)
+    if best >= top and top < high:
+        return float(min(round(top * 1.5, 4), high))
+    if best <= bottom and bottom > low:
+        return float(max(round(bottom / 2, 4), low))
+    return None
+
+
 def _fit(
     rng: np.random.Generator,
     turnout: FloatArray,
@@ -612,15 +824,16 @@ def _fit(
     n = turnout.size
     bins = method.bins
     observed = fingerprint_counts(turnout, share, bins).ravel() / n
-    peak = _estimate_peak(turnout, share, bins, method.smoothing)
+    peak = clean_peak(turnout, share)
     sizes = np.tile(registered, method.simulation_copies)
-    components = _simulate_components(rng, sizes, peak, method.alphas, bins)
+    components = _Components(rng, sizes, peak, bins)
     clean = components.clean
     residual = observed - clean
-    best: tuple[float, float, float, float, FloatArray, float] | None = None
-    for alpha in method.alphas:
-        incremental, moved_i = components.incremental[float(alpha)]
-        extreme, moved_e = components.extreme[float(alpha)]
+    losses: dict[float, tuple[float, float, float, FloatArray, float]] = {}
+
+    def evaluate(alpha: float) -> None:
+        incremental, moved_i = components.anomalous("incremental", alpha)
+        extreme, moved_e = components.anomalous("extreme", alpha)
         d_i = incremental - clean
         d_e = extreme - clean
         g_ii, g_ie, g_ee = d_i @ d_i, d_i @ d_e, d_e @ d_e
@@ -633,25 +846,61 @@ def _fit(
             + grid.f_e**2 * g_ee
         )
         k = int(np.argmin(loss))
-        value = float(loss[k]) * n * n
-        if best is None or value < best[3] - 1e-9:
-            f_i, f_e = float(grid.f_i[k]), float(grid.f_e[k])
-            model = clean + f_i * d_i + f_e * d_e
-            moved = f_i * moved_i + f_e * moved_e
-            best = (f_i, f_e, float(alpha), value, model, moved)
-    assert best is not None
-    f_i, f_e, alpha, value, model, moved = best
+        f_i, f_e = float(grid.f_i[k]), float(grid.f_e[k])
+        losses[alpha] = (
+            float(loss[k]) * n * n,
+            f_i,
+            f_e,
+            clean + f_i * d_i + f_e * d_e,
+            f_i * moved_i + f_e * moved_e,
+        )
+
+    def best_alpha() -> float:
+        # ties (a flat loss) go to the alpha tried first, so the grid's order decides them
+        return min(losses, key=lambda a: losses[a][0])
+
+    for alpha in method.alphas:
+        evaluate(float(alpha))
+    while method.widen_alphas:
+        extra = _widened(list(losses), best_alpha(), method.alpha_min, method.alpha_max)
+        if extra is None or extra in losses:
+            break
+        evaluate(extra)
+    best = best_alpha()
+    interior = min(losses) < best < max(losses)
+    value, f_i, f_e, model, moved = losses[best]
     return _Fit(
         f_i=f_i,
         f_e=f_e,
-        alpha=alpha,
+        alpha=best,
+        alpha_interior=interior,
+        alphas_tried=tuple(sorted(losses)),
         loss=value,
         loss_fair=float(residual @ residual) * n * n,
         moved_votes=moved * n,
         peak=peak,
+        observed=(observed * n).reshape(bins, bins),
         model=(model * n).reshape(bins, bins),
         fair=(clean * n).reshape(bins, bins),
     )
+
+
+def _total_variation(first: FloatArray, second: FloatArray) -> float:
+    """``1/2 sum |p - q|`` of two histograms normalised to probabilities."""
+    p = first / max(float(first.sum()), 1e-300)
+    q = second / max(float(second.sum()), 1e-300)
+    return 0.5 * float(np.abs(p - q).sum())
+
+
+def _sampling_distance(rng: np.random.Generator, model: FloatArray, n: int, draws: int) -> float:
+    """Mean total-variation distance between ``n`` stations drawn from ``model`` and ``model``.
+
+    The distance a perfect model still shows, from the sampling of ``n`` stations alone.
+    """
+    p = np.clip(model.ravel(), 0.0, None)
+    p = p / p.sum()
+    samples = rng.multinomial(n, p, size=draws).astype(np.float64)
+    return float(np.mean([_total_variation(s, p) for s in samples]))
 
 
 @METHODS.register("klimek-fraud-model")
@@ -661,10 +910,13 @@ class KlimekFraudModel(Method):
 
     Parameters:
         bins: bins per axis of the fingerprints compared in the fit (over [0, 1]).
-        alphas: values of the deviation parameter ``alpha`` tried.
+        alphas: starting grid of the deviation parameter α.
+        widen_alphas: while the best α is the grid's largest (smallest) value, try 1.5 times
+            it (half of it), up to ``alpha_max`` (down to ``alpha_min``); the result says
+            whether the optimum ended inside the grid (``alpha_interior``).
+        alpha_min, alpha_max: how far the grid may be widened.
         f_i_step: grid step of the incremental fraction ``f_i`` over [0, 1].
         f_e_step, f_e_max: grid step and upper end of the extreme fraction ``f_e``.
-        smoothing: gaussian smoothing (in bins) of the fingerprint when locating its peak.
         simulation_copies: copies of the election simulated per component (more: less noise).
         replicates: bootstrap replicates (stations resampled) for the intervals; 0 for none.
         interval_level: level of the percentile intervals.
@@ -687,12 +939,14 @@ class KlimekFraudModel(Method):
         "replicates": 4,
     }
 
-    bins: int = 100
-    alphas: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    bins: int = 50
+    alphas: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+    widen_alphas: bool = True
+    alpha_min: float = 0.1
+    alpha_max: float = 10.0
     f_i_step: float = 0.005
     f_e_step: float = 0.0005
-    f_e_max: float = 0.2
-    smoothing: float = 2.0
+    f_e_max: float = 1.0
     simulation_copies: int = 2
     replicates: int = 20
     interval_level: float = 0.95
@@ -704,10 +958,17 @@ class KlimekFraudModel(Method):
             raise PollwatchError(
                 f"parameter bins={self.bins!r} is out of range", hint="bins must be 10 to 500"
             )
-        if not self.alphas or any(not (0 < a <= 10) for a in self.alphas):
+        if not (0 < self.alpha_min <= self.alpha_max <= 100):
+            raise PollwatchError(
+                f"parameters alpha_min={self.alpha_min!r}, alpha_max={self.alpha_max!r} are "
+                "out of range",
+                hint="need 0 < alpha_min <= alpha_max <= 100",
+            )
+        if not self.alphas or any(not (self.alpha_min <= a <= self.alpha_max) for a in self.alphas):
             raise PollwatchError(
                 f"parameter alphas={self.alphas!r} is out of range",
-                hint="give at least one alpha, each above 0 and at most 10",
+                hint=f"give at least one α, each from alpha_min={self.alpha_min:g} to "
+                f"alpha_max={self.alpha_max:g}",
             )
         _check_fraction("f_i_step", self.f_i_step, 0.0, 1.0)
         _check_fraction("f_e_step", self.f_e_step, 0.0, 1.0)
@@ -715,11 +976,6 @@ class KlimekFraudModel(Method):
             raise PollwatchError(
                 f"parameter f_e_max={self.f_e_max!r} is out of range",
                 hint="f_e_max must be at least f_e_step and at most 1",
-            )
-        if not (0 < self.smoothing <= 20):
-            raise PollwatchError(
-                f"parameter smoothing={self.smoothing!r} is out of range",
-                hint="smoothing must be above 0 and at most 20 (bins)",
             )
         if not (1 <= self.simulation_copies <= 50):
             raise PollwatchError(
@@ -776,14 +1032,39 @@ class KlimekFraudModel(Method):
             for source, fits in PUBLISHED_FITS.items()
             if election.id in fits
         }
-        observed = fingerprint_counts(data.turnout, data.share, self.bins)
+        observed = fit.observed
+        distance = _total_variation(observed, fit.model)
+        distance_fair = _total_variation(observed, fit.fair)
+        floor = _sampling_distance(rng, fit.model, n, draws=5)
+        notes: list[str] = []
+        if not fit.alpha_interior:
+            notes.append(
+                f"the best α ({fit.alpha:g}) is on the edge of the grid tried "
+                f"({fit.alphas_tried[0]:g} to {fit.alphas_tried[-1]:g}) and could not be "
+                "widened further: α is not identified"
+                + (
+                    " (ballot stuffing without vote transfers fits best)"
+                    if fit.alpha == fit.alphas_tried[-1]
+                    else " (vote transfers without ballot stuffing fit best)"
+                )
+            )
+        if not peak.found:
+            notes.append(
+                "no clean peak below 95 % in "
+                + " and ".join(
+                    name
+                    for name, rule in (("turnout", peak.turnout_rule), ("share", peak.share_rule))
+                    if rule.startswith("fallback")
+                )
+                + ": the clean model is centred on the mode below the cap, read the fit with care"
+            )
         charts = {
             "observed": _heatmap(observed, title=f"{election.id}: observed fingerprint"),
             "fitted": _heatmap(
                 fit.model,
                 title=(
                     f"{election.id}: fitted model (f_i={fit.f_i:g}, f_e={fit.f_e:g}, "
-                    f"alpha={fit.alpha:g})"
+                    f"α={fit.alpha:g})"
                 ),
                 count_title="expected stations",
             ),
@@ -816,19 +1097,18 @@ class KlimekFraudModel(Method):
                 "loss": fit.loss,
                 "loss_without_anomalies": fit.loss_fair,
                 "loss_reduction": (1 - fit.loss / fit.loss_fair) if fit.loss_fair > 0 else 0.0,
-                "clean_peak": {
-                    "turnout": peak.turnout,
-                    "turnout_width": peak.turnout_width,
-                    "share": peak.share,
-                    "share_width": peak.share_width,
-                    "theta": peak.theta,
-                },
+                "alpha_interior": fit.alpha_interior,
+                "fit_distance": distance,
+                "fit_distance_without_anomalies": distance_fair,
+                "fit_distance_sampling": floor,
+                "clean_peak": peak.to_dict(),
                 "grid": {
                     "f_i_step": self.f_i_step,
                     "f_e_step": self.f_e_step,
                     "f_e_max": self.f_e_max,
-                    "alphas": [float(a) for a in self.alphas],
+                    "alphas": [float(a) for a in fit.alphas_tried],
                 },
+                "notes": notes,
                 "published_fits": published,
             },
             charts=charts,
@@ -837,18 +1117,26 @@ class KlimekFraudModel(Method):
                 "share": f"votes({data.leader}) / valid",
                 "filters": data.selection.describe(),
                 "clean_model": (
-                    "turnout ~ N(a, sigma_a) and share ~ N(v, sigma_v), truncated to (0, 1); "
-                    "(a, v) the smoothed fingerprint's maximum outside the 95% corner, sigma "
-                    "the left half-widths over stations below both"
+                    "turnout ~ N(a, σ_a) and share ~ N(v, σ_v), truncated to (0, 1); a and v "
+                    "the first prominent local maxima above 0.3 and at most 0.95 of the "
+                    "kernel densities of turnout and share (never the capped corner); σ the "
+                    "left half-widths"
                 ),
                 "anomalies": (
-                    "incremental: x ~ |N(0, theta)| of non-voters and x**alpha of the other "
-                    "votes to the leader; extreme: x = 1 - |N(0, 0.075)|"
+                    "incremental: x ~ |N(0, θ)| of non-voters and x^α of the other votes to "
+                    "the leader; extreme: x = 1 - |N(0, 0.075)|"
                 ),
                 "fit": (
                     "least squares between observed and expected fingerprints "
-                    f"({self.bins}x{self.bins} bins) over the (f_i, f_e, alpha) grid; "
-                    f"{self.replicates} bootstrap replicates of the stations"
+                    f"({self.bins}x{self.bins} bins) over the (f_i, f_e, α) grid, α's grid "
+                    f"widened until the optimum is interior; {self.replicates} bootstrap "
+                    "replicates of the stations"
+                ),
+                "fit_distance": (
+                    "total-variation distance ½ Σ|p_observed − p_fitted| between the observed "
+                    "and fitted fingerprints (share of stations in the wrong bins); "
+                    "fit_distance_sampling is that of n stations drawn from the fitted model "
+                    "itself (the floor a perfect model reaches)"
                 ),
             },
         )

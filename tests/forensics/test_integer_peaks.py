@@ -20,7 +20,7 @@ import pytest
 from scipy.stats import binom
 
 from pollwatch.errors import PollwatchError
-from pollwatch.forensics.base import MethodNotApplicable, get_method
+from pollwatch.forensics.base import MethodNotApplicable, MethodResult, get_method
 from pollwatch.forensics.integer_peaks import (
     IntegerPercentages,
     IntegerShares,
@@ -234,7 +234,9 @@ def test_published_excess_is_reproduced(
     assert result.p_value is not None and result.p_value < 1e-9
     low, high = result.interval or (0.0, 0.0)
     assert low < result.effect < high
-    assert len(result.flagged) == result.statistic
+    # a count test: no station is singled out by it
+    assert result.flagged == ()
+    assert result.details["stations_hitting"] == result.statistic
 
 
 def test_ballots_in_the_boxes_do_not_reproduce_2018(
@@ -255,7 +257,8 @@ def test_integer_shares_is_quiet_on_a_clean_election(clean: Election) -> None:
     # need z > 4.3 (4.8 sd). Significance is p < alpha (0.001, a 2e-4 event here).
     assert result.p_value is not None and result.p_value > 1e-5
     assert result.significant == (result.p_value < result.alpha)
-    assert result.details["share"]["observed"] == result.statistic == len(result.flagged)
+    assert result.details["share"]["observed"] == result.statistic
+    assert result.flagged == ()
 
 
 def test_integer_shares_needs_no_registered_voters(clean: Election) -> None:
@@ -297,3 +300,30 @@ def test_integer_shares_separates_russia_2018_from_us_2016(
     us_result = IntegerShares().run(us)
     assert not us_result.significant
     assert us_result.p_value is not None and us_result.p_value > 0.01
+
+
+# --- p-values as printed ----------------------------------------------------------------------
+def test_p_values_print_with_their_floor() -> None:
+    from pollwatch.forensics.base import format_p_value
+
+    assert format_p_value(0.0) == "< 1e-300"
+    assert format_p_value(1e-320) == "< 1e-300"
+    assert format_p_value(3.2e-22) == "3.2e-22"
+    assert format_p_value(0.04567) == "0.0457"
+    assert format_p_value(1 / 1000, 1 / 1000) == "< 0.001"
+    assert format_p_value(2 / 1000, 1 / 1000) == "0.002"
+    assert format_p_value(None) == "—"
+    assert format_p_value(1.0) == "1"
+
+
+def test_monte_carlo_p_value_carries_its_floor(clean: Election) -> None:
+    heaped = with_integer_turnout(clean, 400)
+    result = IntegerPercentages(null="monte-carlo", replicates=199, seed=3).run(heaped)
+    assert result.p_value_floor == pytest.approx(1 / 200)
+    # 400 planted whole-percent stations lie far beyond every replicate: p at its floor
+    assert result.p_value == pytest.approx(1 / 200)
+    assert result.p_value_text() == "< 0.005"
+    assert "p < 0.005" in result.headline()
+    exact = IntegerPercentages().run(heaped)
+    assert exact.p_value_floor is None and exact.p_value_text() != "0"
+    assert MethodResult.from_json(result.to_json()).p_value_floor == result.p_value_floor

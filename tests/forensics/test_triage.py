@@ -9,6 +9,7 @@ from pollwatch.errors import PollwatchError
 from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.triage import Triage
 from pollwatch.results.model import make_election
+from pollwatch.results.special import special_stations
 
 
 def stuffed(count: int = 10):
@@ -38,7 +39,9 @@ def stuffed(count: int = 10):
 
 def test_stuffed_stations_rank_first_with_reasons() -> None:
     election, targets = stuffed()
-    result = Triage(top=20).run(election)
+    # The score itself, special stations included: a stuffed small station (turnout 97 %, a
+    # list far below its region's median) looks like a hospital and is left out by default.
+    result = Triage(top=20, include_special=True).run(election)
     ranked = [row["station_id"] for row in result.details["ranked"]]
     # A stuffed station whose honest turnout was already high moves less, and now and then a
     # clean station outranks it. Over 201 streams (no salt, salts 1-200): all ten targets in
@@ -51,6 +54,16 @@ def test_stuffed_stations_rank_first_with_reasons() -> None:
     assert "above its region" in result.details["ranked"][0]["reasons"][0]
     # clean stations seldom reach the threshold: 0-3 of them over 201 streams (7-13 flagged)
     assert len(result.flagged) < 60
+    # By default every target is either listed or labelled "likely special" with its reason.
+    # Targets recognised as special over 60 streams (salts 0-59): none in 34, one in 20, two in
+    # 5, four in 1 (the price of keeping hospitals out of the list; include_special lists them).
+    default = Triage(top=20).run(election)
+    listed = [row["station_id"] for row in default.details["ranked"]]
+    special = special_stations(election)
+    hidden = {t for t in targets if t in special}
+    assert len(hidden) <= 5
+    assert len((set(listed) | hidden) & set(targets)) >= 9
+    assert not hidden & set(listed)
 
 
 def test_protocol_findings_add_to_the_score() -> None:
@@ -72,3 +85,30 @@ def test_protocol_findings_add_to_the_score() -> None:
 def test_bad_parameters(bad: dict[str, float]) -> None:
     with pytest.raises(PollwatchError):
         Triage(**bad)  # type: ignore[arg-type]
+
+
+def test_special_stations_are_left_out_unless_asked_for() -> None:
+    # Hospitals the source does not mark: small, near-complete turnout (station_kind ordinary).
+    election = simulate_clean(stations=3000, seed=11, hospital_share=0.03)
+    frame = election.stations.with_columns(pl.lit("ordinary").alias("station_kind"))
+    unmarked = make_election(election.meta, frame)
+    with_special = Triage(top=3000, include_special=True).run(unmarked)
+    special_rows = [r for r in with_special.details["ranked"] if r["special"]]
+    assert special_rows, "the simulated hospitals are recognised as likely special"
+    assert all(any("likely special" in x for x in r["reasons"]) for r in special_rows)
+    without = Triage(top=3000).run(unmarked)
+    assert not any(r["special"] for r in without.details["ranked"])
+    assert without.details["special"]["stations"] == len(special_rows)
+    left_out = {r["station_id"] for r in special_rows}
+    assert not left_out & set(without.flagged)
+    assert (
+        without.statistic
+        == with_special.statistic - (without.details["special"]["at_or_above_threshold"])
+    )
+    assert "not a finding" in without.title
+    assert without.parameters["include_special"] is False
+
+
+def test_include_special_must_be_a_bool() -> None:
+    with pytest.raises(PollwatchError, match="include_special"):
+        Triage(include_special="yes")  # type: ignore[arg-type]

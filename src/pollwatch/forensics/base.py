@@ -42,11 +42,13 @@ from pollwatch.results.model import Election
 
 __all__ = [
     "METHODS",
+    "P_VALUE_FLOOR",
     "Method",
     "MethodNotApplicable",
     "MethodResult",
     "Selection",
     "eligible_stations",
+    "format_p_value",
     "get_method",
 ]
 
@@ -78,6 +80,11 @@ class MethodResult:
         election_id: the election it ran on; ``input_digest`` is its content digest.
         statistic_name, statistic: the test statistic and what it is.
         p_value: one-sided or two-sided as the method's docs say; None for descriptive methods.
+        p_value_floor: the smallest p-value the method can report, where it has one: a
+            Monte Carlo p-value ``(1 + #{sim >= observed}) / (B + 1)`` is never below
+            ``1 / (B + 1)``; None for analytic p-values (their floor is the floating-point
+            one, :data:`P_VALUE_FLOOR`). :func:`format_p_value` prints a p-value at its floor
+            as "< floor".
         interval: a confidence or plausible interval for the effect, with ``interval_level``.
         effect_name, effect: the effect size (e.g. excess stations, anomalous votes).
         sample_size: stations (or units) the statistic rests on.
@@ -94,6 +101,8 @@ class MethodResult:
             simulations and clean references, whether it is unreliable), from the table
             ``pollwatch calibrate`` writes; see :mod:`pollwatch.forensics.calibration`. Empty
             when the method has not been calibrated.
+        notes: caveats a reader of the headline must see, one sentence each (e.g. that the
+            definition choices behind a range disagree, and why); every rendering shows them.
     """
 
     method: str
@@ -104,6 +113,7 @@ class MethodResult:
     statistic: float | None
     sample_size: int
     p_value: float | None = None
+    p_value_floor: float | None = None
     alpha: float | None = None
     significant: bool | None = None
     effect_name: str = ""
@@ -119,6 +129,7 @@ class MethodResult:
     version: str = __version__
     calibration: Mapping[str, Any] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=numeric_versions)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary; :meth:`from_dict` inverts it."""
@@ -134,6 +145,7 @@ class MethodResult:
         if values.get("interval") is not None:
             values["interval"] = tuple(values["interval"])
         values["flagged"] = tuple(values.get("flagged", ()))
+        values["notes"] = tuple(values.get("notes", ()))
         # A result saved before environments were recorded says nothing of its releases; it
         # must not borrow this process's.
         values.setdefault("environment", {})
@@ -144,11 +156,16 @@ class MethodResult:
         return cls.from_dict(json.loads(text))
 
     # --- renderings ------------------------------------------------------------------------
+    def p_value_text(self) -> str:
+        """The p-value as every rendering prints it (:func:`format_p_value`, with the floor)."""
+        return format_p_value(self.p_value, self.p_value_floor)
+
     def headline(self) -> str:
         """One line: statistic, p-value, effect; the words of a finding, never an accusation."""
         parts = [f"{self.statistic_name} = {_fmt(self.statistic)}"]
         if self.p_value is not None:
-            parts.append(f"p = {_fmt(self.p_value)}")
+            p_text = self.p_value_text()
+            parts.append(f"p {p_text}" if p_text.startswith("<") else f"p = {p_text}")
         if self.effect_name:
             effect = f"{self.effect_name} = {_fmt(self.effect)}"
             if self.interval is not None and self.interval_level is not None:
@@ -160,6 +177,7 @@ class MethodResult:
         parts.append(f"n = {self.sample_size:,}")
         if self.calibration:
             parts.append(f"calibration: {calibration_words(self.calibration)}")
+        parts += [f"note: {note}" for note in self.notes]
         return "; ".join(parts)
 
     def __rich__(self) -> Any:
@@ -175,7 +193,7 @@ class MethodResult:
             verdict = ""
             if self.significant is not None and self.alpha is not None:
                 verdict = f" ({'below' if self.significant else 'not below'} α = {self.alpha})"
-            table.add_row("p-value", _fmt(self.p_value) + verdict)
+            table.add_row("p-value", self.p_value_text() + verdict)
         if self.effect_name:
             table.add_row(self.effect_name, _fmt(self.effect))
         if self.interval is not None:
@@ -192,17 +210,20 @@ class MethodResult:
             style = "bold red" if self.calibration.get("unreliable") else ""
             table.add_row("calibration", f"[{style}]{calibration_words(self.calibration)}[/]"
                           if style else calibration_words(self.calibration))  # fmt: skip
+        for note in self.notes:
+            table.add_row("note", note)
         return table
 
     def _repr_html_(self) -> str:
         rows = [("statistic", f"{self.statistic_name} = {_fmt(self.statistic)}")]
         if self.p_value is not None:
-            rows.append(("p-value", _fmt(self.p_value)))
+            rows.append(("p-value", self.p_value_text()))
         if self.effect_name:
             rows.append((self.effect_name, _fmt(self.effect)))
         rows.append(("stations", f"{self.sample_size:,}"))
         if self.calibration:
             rows.append(("calibration", calibration_words(self.calibration)))
+        rows += [("note", note) for note in self.notes]
         body = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
         )
@@ -210,6 +231,27 @@ class MethodResult:
             f"<table><caption>{html.escape(self.title)} ({html.escape(self.method)}), "
             f"{html.escape(self.election_id)}</caption>{body}</table>"
         )
+
+
+#: below this a double-precision p-value is not resolved (the smallest normal double is 2.2e-308)
+P_VALUE_FLOOR = 1e-300
+
+
+def format_p_value(p_value: float | None, floor: float | None = None) -> str:
+    """A p-value as every rendering prints it: never "0".
+
+    At or below the method's Monte Carlo floor ``1 / (B + 1)`` (``floor``) it prints
+    "< floor" (``"< 0.001"`` for 999 replicates); below the floating-point floor
+    :data:`P_VALUE_FLOOR` it prints "< 1e-300"; otherwise 3 significant digits, scientific
+    below 0.001. None prints as "—".
+    """
+    if p_value is None or (isinstance(p_value, float) and math.isnan(p_value)):
+        return "—"
+    if floor is not None and floor > 0 and p_value <= floor * (1 + 1e-9):
+        return f"< {floor:.3g}"
+    if p_value < P_VALUE_FLOOR:
+        return f"< {P_VALUE_FLOOR:g}"
+    return f"{p_value:.3g}" if p_value < 1 else "1"
 
 
 def _fmt(value: float | None) -> str:

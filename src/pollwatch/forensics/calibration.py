@@ -142,7 +142,9 @@ def calibration_words(calibration: Mapping[str, Any]) -> str:
         )
     words = ", ".join(parts) + f" at α = {calibration.get('alpha', 0.05):g}" if parts else ""
     if calibration.get("unreliable"):
-        words = "UNRELIABLE: " + (calibration.get("unreliable_reason") or words)
+        # tables written before the reasons said "α" spell it "alpha"; one symbol in what users read
+        reason = str(calibration.get("unreliable_reason") or "").replace("alpha = ", "α = ")
+        words = "UNRELIABLE: " + (reason or words)
     if not calibration.get("same_parameters", True):
         words += " (measured with other parameters)"
     return words or "not calibrated"

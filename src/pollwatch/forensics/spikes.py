@@ -647,6 +647,7 @@ class RozenasSpikes(Method):
             statistic=fraction,
             sample_size=int(share.size),
             p_value=p_value,
+            p_value_floor=1 / (b + 1),
             alpha=self.alpha,
             significant=p_value < self.alpha,
             effect_name="estimated fraction of stations with anomalous (spiked) shares",

@@ -19,6 +19,17 @@ review). Each station gets an anomaly score from three kinds of evidence:
 score of at least ``threshold`` are flagged, and the ``top`` highest are listed with their
 reasons. The weights are choices, stated in every result; a high score is a reason to look,
 never a finding of manipulation.
+
+**Likely special stations** (hospitals, pre-trial detention, temporary stations:
+:func:`pollwatch.results.special.special_stations`) have near-complete turnout by the way their
+lists are made, and would otherwise fill the top of the list (43 of the old top 50 in Russia
+2018). They are left out of the list and the flags unless ``include_special=True``; the result
+says how many were left out, and how many of them reach the threshold
+(``details["special"]``). Listed stations carry ``special``: the reason, or None.
+
+The calibration table marks triage **unreliable** (it flags about 30 % of clean reference
+units at α = 0.05): its list is a list of stations to check, with its calibration shown beside
+it, never a finding.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import METHODS, Method, MethodResult, eligible_stations
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import Election
+from pollwatch.results.special import special_stations
 
 __all__ = ["Triage"]
 
@@ -54,9 +66,10 @@ class Triage(Method):
     min_region: int = 30
     integer_weight: float = 1.0
     protocol_weight: float = 3.0
+    include_special: bool = False
 
     name: ClassVar[str] = "triage"
-    title: ClassVar[str] = "Station triage: where to look first"
+    title: ClassVar[str] = "Station triage: a list of stations to check (not a finding)"
     reference: ClassVar[str] = (
         "pollwatch's ranking heuristic, combining regional robust z-scores in the turnout x "
         "leader-share plane (cf. Klimek et al. 2012, PNAS 109(41)), integer-percentage hits "
@@ -73,6 +86,10 @@ class Triage(Method):
             raise PollwatchError(f"triage: min_region={self.min_region} must be at least 3")
         if self.integer_weight < 0 or self.protocol_weight < 0:
             raise PollwatchError("triage: weights must be zero or more")
+        if not isinstance(self.include_special, bool):
+            raise PollwatchError(
+                f"triage: include_special must be true or false, got {self.include_special!r}"
+            )
 
     def run(self, election: Election) -> MethodResult:
         leader = election.leader()
@@ -137,8 +154,20 @@ class Triage(Method):
                 + self.protocol_weight * pl.col("rules_failed").cast(pl.Float64)
             ).alias("score")
         )
+        special = special_stations(election)
+        special_reasons = special.reasons()
+        scored = scored.with_columns(
+            pl.col("station_id")
+            .replace_strict(special_reasons, default=None, return_dtype=pl.String)
+            .alias("special")
+        )
         ranked = scored.sort(["score", "station_id"], descending=[True, False])
-        flagged = sorted(ranked.filter(pl.col("score") >= self.threshold)["station_id"].to_list())
+        above = pl.col("score") >= self.threshold
+        special_above = ranked.filter(above & pl.col("special").is_not_null()).height
+        special_scored = ranked.filter(pl.col("special").is_not_null()).height
+        if not self.include_special:
+            ranked = ranked.filter(pl.col("special").is_null())
+        flagged = sorted(ranked.filter(above)["station_id"].to_list())
         listing = [
             {
                 "station_id": row["station_id"],
@@ -147,6 +176,7 @@ class Triage(Method):
                 "turnout": None if row["turnout"] is None else round(float(row["turnout"]), 4),
                 "leader_share": None if row["share"] is None else round(float(row["share"]), 4),
                 "reasons": _reasons(row),
+                "special": row["special"],
             }
             for row in ranked.head(self.top).iter_rows(named=True)
         ]
@@ -170,11 +200,20 @@ class Triage(Method):
             election,
             statistic_name="stations at or above the threshold",
             statistic=float(len(flagged)),
-            sample_size=scored.height,
+            sample_size=ranked.height,
             effect_name="share of stations flagged",
-            effect=len(flagged) / scored.height,
+            effect=len(flagged) / ranked.height if ranked.height else 0.0,
             flagged=tuple(flagged),
-            details={"ranked": listing, "regions_pooled": sorted(small)},
+            details={
+                "ranked": listing,
+                "regions_pooled": sorted(small),
+                "special": {
+                    "included": self.include_special,
+                    "stations": special_scored,
+                    "at_or_above_threshold": special_above,
+                    "definition": special.definition,
+                },
+            },
             charts={"scores": chart},
             definitions={
                 "turnout": "ballots_cast / registered",
@@ -186,6 +225,16 @@ class Triage(Method):
                 "score": f"distance + {self.integer_weight} x integer_hit + "
                 f"{self.protocol_weight} x protocol rules broken",
                 "filters": selection.describe(),
+                "special stations": (
+                    "likely special stations ("
+                    + special.definition
+                    + ") are "
+                    + (
+                        "ranked with the others"
+                        if self.include_special
+                        else f"left out of the list and the flags ({special_scored:,} stations)"
+                    )
+                ),
             },
         )
 
@@ -201,4 +250,6 @@ def _reasons(row: dict[str, Any]) -> list[str]:
         reasons.append("turnout or leader share at a whole percent")
     if row["rules_failed"]:
         reasons.append(f"{row['rules_failed']} protocol rule(s) broken")
+    if row.get("special"):
+        reasons.append(f"likely special station ({row['special']})")
     return reasons

@@ -64,7 +64,7 @@ def comparison_rows(
             if result.effect_name:
                 text += f"; effect {short_number(result.effect)}"
             if result.p_value is not None:
-                text += f"; p {short_number(result.p_value)}"
+                text += f"; p {result.p_value_text()}"
             cells.append(text)
         rows.append((method, cells))
     return rows

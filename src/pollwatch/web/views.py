@@ -22,6 +22,7 @@ from pollwatch.forensics.base import MethodResult
 from pollwatch.forensics.calibration import calibration_words
 from pollwatch.results.checks import RULES, QualityReport
 from pollwatch.results.model import COUNT_COLUMNS, HIERARCHY_COLUMNS, Election
+from pollwatch.results.special import special_stations
 from pollwatch.spreadsheet import neutralise_row
 
 __all__ = [
@@ -37,8 +38,10 @@ __all__ = [
     "neighbours",
     "overview",
     "region_table",
+    "reliable",
     "station_detail",
     "stations_page",
+    "triage_summary",
 ]
 
 _SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
@@ -94,6 +97,19 @@ def overview(election: Election, quality: QualityReport) -> dict[str, Any]:
         "simulation": election.meta.simulation_notice,
         "summary": summary.to_dict(),
         "quality": quality.to_dict(),
+        "quarantine": quarantine_overview(election),
+    }
+
+
+def quarantine_overview(election: Election) -> dict[str, Any]:
+    """How many source rows the import set aside, why, and where to read them."""
+    quarantine = election.quarantine
+    return {
+        "count": len(quarantine),
+        "rows_checked": quarantine.rows_checked,
+        "reasons": quarantine.reasons(),
+        "summary": quarantine.one_line(),
+        "url": f"/api/elections/{election.id}/quarantine",
     }
 
 
@@ -108,6 +124,8 @@ def methods_rows(results: Iterable[MethodResult]) -> list[dict[str, Any]]:
                 "statistic_name": r.statistic_name,
                 "statistic": _finite(r.statistic),
                 "p_value": _finite(r.p_value),
+                "p_value_floor": r.p_value_floor,
+                "p_value_text": r.p_value_text(),
                 "significant": r.significant,
                 "effect_name": r.effect_name,
                 "effect": _finite(r.effect),
@@ -117,6 +135,7 @@ def methods_rows(results: Iterable[MethodResult]) -> list[dict[str, Any]]:
                 "calibration": _finite(dict(r.calibration)),
                 "calibration_words": calibration_words(r.calibration),
                 "unreliable": bool(r.calibration.get("unreliable", False)),
+                "notes": list(r.notes),
             }
         )
     return rows
@@ -163,7 +182,10 @@ def stations_page(
 
     ``sort`` is one of :data:`SORT_KEYS`, prefixed with ``-`` for descending; ``-score`` puts
     the triage ranking first (its listed stations, then other flagged stations, then the rest
-    by id). Raises :class:`PollwatchError` for a bad page, size or sort key.
+    by id). Each row says ``special``: why the station is a likely special station
+    (:func:`pollwatch.results.special.special_stations`), or None; ``triage`` says what the
+    ranking is worth (:func:`triage_summary`). Raises :class:`PollwatchError` for a bad page,
+    size or sort key.
     """
     if page < 1:
         raise PollwatchError(f"page={page} must be at least 1")
@@ -193,8 +215,10 @@ def stations_page(
     offset = (page - 1) * size
     # A page past the last is empty (polars cannot slice from an offset beyond 64 bits).
     rows = frame.slice(offset, size).to_dicts() if offset < total else []
+    special = special_stations(election).reasons()
     for row in rows:
         row["flagged"] = row["station_id"] in flagged
+        row["special"] = special.get(row["station_id"])
         row.pop("rank", None)
         for name in ("turnout", "share", "score"):
             row[name] = _finite(row[name])
@@ -208,7 +232,42 @@ def stations_page(
         "total": total,
         "pages": max(1, math.ceil(total / size)),
         "stations": rows,
+        "triage": triage_summary(triage),
     }
+
+
+def triage_summary(triage: MethodResult | None) -> dict[str, Any]:
+    """What the triage ranking is worth, for the words around its list.
+
+    ``calibration_words`` and ``unreliable`` come from the calibration table; ``heading`` is
+    "Stations to check first" with "(a list to check, not a finding)" while the triage is not
+    reliable (:func:`reliable`); ``special`` is the triage's count of likely special stations
+    left out (``details["special"]``), or None for results from before that count.
+    """
+    calibration = triage.calibration if triage is not None else {}
+    trusted = triage is not None and reliable(triage)
+    return {
+        "run": triage is not None,
+        "reliable": trusted,
+        "unreliable": bool(calibration.get("unreliable", False)),
+        "calibration_words": calibration_words(calibration),
+        "heading": "Stations to check first"
+        + ("" if trusted else " (a list to check, not a finding)"),
+        "special": dict(triage.details["special"])
+        if triage is not None and isinstance(triage.details.get("special"), Mapping)
+        else None,
+    }
+
+
+def reliable(result: MethodResult) -> bool:
+    """Whether the calibration table measured the method and did not mark it unreliable.
+
+    "Unreliable" is :mod:`pollwatch.forensics.calibration`'s: a false-positive rate on clean
+    simulations or clean references above α beyond sampling error. A method that was never
+    calibrated is not counted as reliable either: nothing says how often it flags clean data.
+    """
+    calibration = result.calibration
+    return bool(calibration.get("calibrated")) and not calibration.get("unreliable", False)
 
 
 # --- regions ----------------------------------------------------------------------------------
@@ -469,10 +528,19 @@ def station_detail(
     ]
     reasons: list[str] = []
     flagged_by: list[str] = []
+    listed_by: list[dict[str, str]] = []
     score = None
+    special = special_stations(election).reason(station_id)
+    if special is not None:
+        reasons.append(f"likely special station: {special}")
     for result in results:
         if station_id in result.flagged:
-            flagged_by.append(result.method)
+            if reliable(result):
+                flagged_by.append(result.method)
+            else:
+                listed_by.append(
+                    {"method": result.method, "calibration": calibration_words(result.calibration)}
+                )
         if result.method == "triage":
             for entry in result.details.get("ranked", []):
                 if entry["station_id"] == station_id:
@@ -480,6 +548,10 @@ def station_detail(
                     score = entry.get("score")
     reasons.extend(f"protocol: {c['description']} fails" for c in checks if c["status"] == "fails")
     reasons.extend(f"flagged by {m}" for m in flagged_by if m != "triage" or not score)
+    reasons.extend(
+        f"listed by {entry['method']} (not a finding: {entry['calibration']})"
+        for entry in listed_by
+    )
     flags = {c: row[c] for c in row if c.startswith("is_")}
     return {
         "election_id": election.id,
@@ -496,7 +568,9 @@ def station_detail(
         },
         "checks": checks,
         "triage_score": score,
+        "special": special,
         "flagged_by": flagged_by,
+        "listed_by": listed_by,
         "reasons": reasons,
         "neighbours": neighbours(election, row),
     }

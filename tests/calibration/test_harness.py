@@ -275,7 +275,20 @@ def test_real_references_are_units_of_one_test_each(
     references = table["methods"]["toy-always-rejects"]["references"]
     assert references["0.05"]["tests"] == 3 and references["0.05"]["rate"] == 1.0
     assert table["generated"]["references"]["canada-2011"]["units"] == 3
-    assert [u["kind"] for u in run.reference_units.values()] == ["subsample"] * 3
+    # the whole election is run once too, and is not a test: the rates rest on the 3 subsamples
+    assert [u["kind"] for u in run.reference_units.values()] == ["whole"] + ["subsample"] * 3
+    assert set(references["by_kind"]) == {"subsample"}
+    # 66,060 polls in the QSS file (see tests/calibration/test_references.py)
+    assert references["whole"] == {
+        "canada-2011": {
+            "statistic": 1.0,
+            "effect": None,
+            "p_value": 0.0,
+            "stations": 66_060,
+            "sample_size": 1,
+        }
+    }
+    assert table["generated"]["references"]["canada-2011"]["whole_stations"] == 66_060
 
 
 # --- caching, seeds ---------------------------------------------------------------------------

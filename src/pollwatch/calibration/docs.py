@@ -2,8 +2,10 @@
 
 :func:`render_markdown` turns a ``pollwatch-calibration/1`` table into the page: per method the
 false-positive rate at 0.05 and 0.01 on simulated and real clean elections with the tests each
-rests on, power at three magnitudes per manipulation, the triage's precision and recall, the
-unreliable marks with their reasons, and the command that regenerates it all.
+rests on, each method's numbers on the whole reference elections (not tests), power at three
+magnitudes per manipulation, the triage's precision and recall, the unreliable marks with their
+reasons, the command that regenerates it all, and the method-subset runs that replaced some
+entries since (``generated["reruns"]``).
 :func:`render_power_svg` draws power at 0.05 as a static SVG heat map (methods x manipulation
 and magnitude; no script, no network).
 """
@@ -81,6 +83,7 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
         f"Generated {generated.get('date', '')} by pollwatch {generated.get('pollwatch', '')}, "
         f"seed {generated.get('seed', 0)}.",
         "",
+        *_reruns(generated),
         "## What was run",
         "",
         f"* **Clean simulations**: {simulated.get('elections', 0):,} elections of "
@@ -186,6 +189,7 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
             by = entry.get("references", {}).get("by_kind", {})
             rows.append([f"`{name}`", *(_rate(by.get(kind, {}).get(first)) for kind in kinds)])
         lines += _table(["method", *(f"{kind}s" for kind in kinds)], rows)
+    lines += _whole_section(methods, first)
     empirical = [(n, e) for n, e in methods.items() if e.get("decision") == "empirical"]
     if empirical:
         lines += ["", "### Empirical thresholds", ""]
@@ -277,9 +281,111 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
         "  so changed code never reuses stale cells.",
         "* Every random draw derives from `--seed` and the cell's key (NumPy `SeedSequence` spawn",
         "  keys): any cell can be recomputed alone, and serial and Ray runs give the same table.",
+        "* `--method NAME --write-table` (repeatable) re-measures some methods only: their",
+        "  entries replace those of the shipped table, the others stay as they were, and the run",
+        "  is listed at the top of this page. It is refused, before anything runs, unless the",
+        "  plan (elections, stations, replicates, references, subsamples, seed, magnitudes,",
+        "  levels) is the table's; the error names the settings that differ. Each entry's",
+        "  `measured` record names the command, date, pollwatch version and code fingerprint",
+        "  (a hash of the methods', simulator's, injectors' and references' source) behind it.",
+        "* With `--references`, each method also runs once on each whole reference election;",
+        "  those numbers (statistic, effect, p-value, stations) are stored in the table as",
+        '  `methods[m]["references"]["whole"][reference]` and shown above, never counted as',
+        "  tests.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _reruns(generated: Mapping[str, Any]) -> list[str]:
+    """The method-subset runs merged into the table since it was generated, newest last."""
+    reruns = generated.get("reruns") or []
+    if not reruns:
+        return []
+    lines = [
+        "Since then, these entries were re-measured by a run over some methods with the same",
+        "plan (`--method ... --write-table` replaces only those methods' entries; each entry's",
+        "`measured` record in the table names the run that measured it):",
+        "",
+    ]
+    for rerun in reruns:
+        names = ", ".join(f"`{n}`" for n in rerun.get("methods", []))
+        code = rerun.get("code")
+        lines.append(
+            f"* {rerun.get('date', '')}, pollwatch {rerun.get('pollwatch', '')}"
+            + (f", code {code}" if code else "")
+            + f": {names}, by `{rerun.get('command', '')}`"
+        )
+    return [*lines, ""]
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = float(value)
+    if number != 0 and (abs(number) < 1e-3 or abs(number) >= 1e6):
+        return f"{number:.3g}"
+    return f"{number:,.4g}" if abs(number) < 1e4 else f"{number:,.0f}"
+
+
+def _whole_cell(result: Mapping[str, Any] | None) -> str:
+    if not result:
+        return "—"
+    if result.get("skipped"):
+        return "not applicable"
+    text = _number(result.get("statistic"))
+    if result.get("effect") is not None:
+        text += f"; effect {_number(result['effect'])}"
+    if result.get("p_value") is not None:
+        text += f"; p = {_number(result['p_value'])}"
+    return text
+
+
+def _whole_section(methods: Mapping[str, Any], first: str) -> list[str]:
+    ids = sorted(
+        {ref for entry in methods.values() for ref in entry.get("references", {}).get("whole", {})}
+    )
+    if not ids:
+        return []
+    lines = [
+        "",
+        "### The whole reference elections (not tests)",
+        "",
+        "Each method run once on each whole clean reference: statistic; effect; p-value. These",
+        "are what a user running the method on that election sees; one election is one sample",
+        "and overlaps every unit of its reference, so none of them counts in the rates above",
+        f'(stored as `methods[m]["references"]["whole"][id]`; α = {first} applies as usual).',
+        "",
+    ]
+    stations = {
+        ref: next(
+            (
+                e["references"]["whole"][ref].get("stations")
+                for e in methods.values()
+                if ref in e.get("references", {}).get("whole", {})
+            ),
+            None,
+        )
+        for ref in ids
+    }
+    header = ["method"]
+    for ref in ids:
+        count = stations.get(ref)
+        header.append(f"`{ref}`" + (f" ({count:,} stations)" if count else ""))
+    measured = {n: e for n, e in methods.items() if e.get("references", {}).get("whole")}
+    rows = [
+        [f"`{name}`", *(_whole_cell(entry["references"]["whole"].get(r)) for r in ids)]
+        for name, entry in measured.items()
+    ]
+    lines += _table(header, rows)
+    missing = [n for n in methods if n not in measured]
+    if missing:
+        lines += [
+            "",
+            "Not yet run on the whole references (their entries predate these numbers; a",
+            "`--method` rerun adds them): " + ", ".join(f"`{n}`" for n in missing) + ".",
+        ]
+    return lines
 
 
 def _threshold(value: Any) -> str:

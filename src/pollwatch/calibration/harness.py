@@ -12,7 +12,11 @@ one election to build and every planned method run on it:
   the injector's labels;
 * ``reference-<id>-<u>``: one unit (a region, state, district or random subsample) of a real
   clean election, from :func:`pollwatch.calibration.references.reference_units`, where each
-  unit is one test.
+  unit is one test;
+* ``whole-<id>``: the whole reference election, each method run on it once; its statistic,
+  effect and p-value are stored (``methods[m]["references"]["whole"][id]``) to show what the
+  method says about the real election, and are **not** counted in any rate (one election is
+  one sample, and it overlaps every unit of its reference).
 
 Every random draw of a cell derives from the plan's seed and the cell's key
 (``numpy.random.SeedSequence(seed, spawn_key=...)``), so any cell can be recomputed alone and
@@ -40,6 +44,11 @@ digest leaves out the counts (elections, replicates), so a larger run reuses a s
   methods the references only: their simulated rate is alpha by construction).
 * **triage**: precision = flagged stations that were manipulated / flagged stations, recall =
   manipulated stations flagged / manipulated stations, pooled over the replicates.
+* **measured**: per method, the command, date, pollwatch version and code fingerprint of the
+  run that measured its entry. :func:`merge_tables` puts the entries of a run over a subset of
+  the methods into an existing table, only when both were measured under the same plan
+  (:func:`plan_settings`; :func:`check_same_plan` names the settings that differ), and lists
+  the run in ``generated["reruns"]``.
 
 Layer: imports results, forensics, settings, errors and registry; never cli, web or reports.
 """
@@ -79,8 +88,11 @@ __all__ = [
     "ReferenceUnitLike",
     "build_table",
     "cell_seed",
+    "check_same_plan",
     "default_table_path",
+    "merge_tables",
     "plan_cells",
+    "plan_settings",
     "run_calibration",
     "run_cell",
     "table_json",
@@ -325,7 +337,7 @@ class ReferenceUnitLike(Protocol):
 class Cell:
     """One election to build and test; ``key`` names it (and its cache file)."""
 
-    kind: str  # "clean" | "power" | "reference"
+    kind: str  # "clean" | "power" | "reference" | "whole"
     index: int  # simulation number, replicate, or unit number within its reference
     injector: str = ""
     level: str = ""  # "low" | "medium" | "high"
@@ -338,6 +350,8 @@ class Cell:
             return f"clean-{self.index:06d}"
         if self.kind == "power":
             return f"power-{self.injector}-{self.level}-{self.index:04d}"
+        if self.kind == "whole":
+            return f"whole-{self.reference}"
         return f"reference-{self.reference}-{self.index:04d}"
 
     def seed_sequence(self, plan_seed: int) -> np.random.SeedSequence:
@@ -354,7 +368,11 @@ def cell_seed(cell: Cell, plan_seed: int, stream: int) -> int:
 
 
 def plan_cells(plan: CalibrationPlan, units: Sequence[ReferenceUnitLike] = ()) -> list[Cell]:
-    """Every cell of the plan, clean simulations first, then power, then reference units."""
+    """Every cell of the plan, clean simulations first, then power, then reference units.
+
+    A unit of kind ``"whole"`` (the whole reference election) becomes the ``whole-<id>`` cell;
+    the others are numbered within their reference. One cell per unit, in the units' order.
+    """
     cells = [Cell("clean", i) for i in range(plan.elections)]
     for name, levels in plan.injector_magnitudes().items():
         for level, magnitude in zip(LEVELS, levels, strict=True):
@@ -364,6 +382,9 @@ def plan_cells(plan: CalibrationPlan, units: Sequence[ReferenceUnitLike] = ()) -
             ]
     counters: dict[str, int] = {}
     for unit in units:
+        if unit.kind == "whole":
+            cells.append(Cell("whole", 0, reference=unit.reference))
+            continue
         index = counters.get(unit.reference, 0)
         counters[unit.reference] = index + 1
         cells.append(Cell("reference", index, reference=unit.reference))
@@ -397,7 +418,8 @@ def run_cell(
 ) -> dict[str, Any]:
     """Build the cell's election, run every method on it, and return the cell's JSON record.
 
-    Reference cells take their ``election``; clean and power cells simulate theirs.
+    Reference and whole-reference cells take their ``election``; clean and power cells
+    simulate theirs.
     """
     start = time.perf_counter()
     labelled: tuple[str, ...] | None = None
@@ -418,6 +440,8 @@ def run_cell(
         record: dict[str, Any] = {
             "p_value": None,
             "statistic": None,
+            "effect": None,
+            "sample_size": None,
             "flagged": None,
             "skipped": None,
         }
@@ -430,6 +454,8 @@ def run_cell(
         else:
             record["p_value"] = _finite(result.p_value)
             record["statistic"] = _finite(result.statistic)
+            record["effect"] = _finite(result.effect)
+            record["sample_size"] = int(result.sample_size)
             record["flagged"] = len(result.flagged)
             if spec.name == TRIAGE_METHOD:
                 triage_flagged = result.flagged
@@ -443,7 +469,7 @@ def run_cell(
     }
     if cell.kind == "power":
         output.update(injector=cell.injector, level=cell.level, magnitude=cell.magnitude)
-    if cell.kind == "reference":
+    if cell.kind in ("reference", "whole"):
         output["reference"] = cell.reference
     if labelled is not None:
         registered = dict(all_methods())  # loads the built-ins in a fresh worker too
@@ -538,6 +564,7 @@ def _load_units(plan: CalibrationPlan, settings: Settings | None) -> list[Refere
             subsamples=plan.subsamples,
             subsample_fraction=plan.subsample_fraction,
             seed=plan.seed,
+            whole=True,
         )
     )
 
@@ -694,8 +721,22 @@ def build_table(
     clean = [r for r in records if r["kind"] == "clean"]
     power = [r for r in records if r["kind"] == "power"]
     reference = [r for r in records if r["kind"] == "reference"]
+    whole = [r for r in records if r["kind"] == "whole"]
     alphas = [f"{a:g}" for a in plan.alphas]
-    unit_kind = {key: str(info["kind"]) for key, info in run.reference_units.items()}
+    unit_kind = {
+        key: str(info["kind"])
+        for key, info in run.reference_units.items()
+        if info["kind"] != "whole"
+    }
+    when = date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    code = _code_fingerprint()
+    measured = {
+        "command": command,
+        "date": when,
+        "pollwatch": __version__,
+        "code": code,
+        "plan_digest": plan.digest(),
+    }
     specs = plan.method_specs()
     magnitudes = plan.injector_magnitudes()
     methods: dict[str, Any] = {}
@@ -741,6 +782,11 @@ def build_table(
             kind: judge.rates([r for r in reference if unit_kind.get(r["key"]) == kind])
             for kind in sorted(set(unit_kind.values()))
         }
+        pooled["whole"] = {
+            str(r["reference"]): _whole(r, name)
+            for r in sorted(whole, key=lambda r: str(r["reference"]))
+            if name in r["methods"]
+        }
         entry["references"] = pooled
         entry["power"] = {
             injector: {
@@ -756,6 +802,7 @@ def build_table(
         reasons = sorted({s for s in skipped if s is not None})
         entry["skipped_reasons"] = reasons[:3]
         entry["unreliable"], entry["unreliable_reason"] = _unreliable(entry, alphas, plan.alphas)
+        entry["measured"] = dict(measured)
         methods[name] = entry
     triage: dict[str, Any] = {}
     for injector, levels in magnitudes.items():
@@ -783,6 +830,9 @@ def build_table(
             info["reference"],
             {"units": 0, "description": (descriptions or {}).get(info["reference"], "")},
         )
+        if info["kind"] == "whole":
+            block["whole_stations"] = info["stations"]
+            continue
         block["units"] += 1
         block.setdefault("kinds", {})
         block["kinds"][info["kind"]] = block["kinds"].get(info["kind"], 0) + 1
@@ -797,8 +847,9 @@ def build_table(
         "format": TABLE_FORMAT,
         "generated": {
             "command": command,
-            "date": date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+            "date": when,
             "pollwatch": __version__,
+            "code": code,
             "environment": numeric_versions(),
             "seed": plan.seed,
             "simulated": {
@@ -818,10 +869,184 @@ def build_table(
             "references": units,
             "alphas": alphas,
             "plan_digest": plan.digest(),
+            "plan": _settings_of_plan(plan),
         },
         "methods": methods,
         "triage": triage,
     }
+
+
+def _whole(record: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One method's numbers on a whole reference election (see :func:`build_table`)."""
+    result = record["methods"][name]
+    out: dict[str, Any] = {
+        "statistic": result.get("statistic"),
+        "effect": result.get("effect"),
+        "p_value": result.get("p_value"),
+        "stations": int(record.get("stations") or 0),
+        "sample_size": result.get("sample_size"),
+    }
+    if result.get("skipped") is not None:
+        out["skipped"] = result["skipped"]
+    return out
+
+
+# --- plans of tables, and merging a subset run into a table ------------------------------------
+#: the plan settings two tables must share before one's entries may replace the other's
+PLAN_SETTINGS = (
+    "elections",
+    "stations",
+    "regions",
+    "candidates",
+    "replicates",
+    "power_stations",
+    "share",
+    "magnitudes",
+    "references",
+    "subsamples",
+    "subsample_fraction",
+    "seed",
+    "alphas",
+)
+
+
+def _settings_of_plan(plan: CalibrationPlan) -> dict[str, Any]:
+    references = sorted(plan.reference_ids())
+    return {
+        "elections": plan.elections,
+        "stations": plan.stations,
+        "regions": plan.regions,
+        "candidates": plan.candidates,
+        "replicates": plan.replicates,
+        "power_stations": plan.power_stations or plan.stations,
+        "share": plan.share,
+        "magnitudes": {k: list(v) for k, v in sorted(plan.injector_magnitudes().items())},
+        "references": references,
+        "subsamples": plan.subsamples if references else 0,
+        "subsample_fraction": plan.subsample_fraction,
+        "seed": plan.seed,
+        "alphas": [f"{a:g}" for a in plan.alphas],
+    }
+
+
+def plan_settings(table: Mapping[str, Any] | CalibrationPlan) -> dict[str, Any]:
+    """The plan settings (:data:`PLAN_SETTINGS`) a table was measured under, or a plan's.
+
+    Tables written since the ``plan`` block existed carry it; for older ones the settings are
+    read back from the ``generated`` block (subsamples: the most subsample units of any
+    reference; the subsample fraction the command line cannot change, 0.25).
+    """
+    if isinstance(table, CalibrationPlan):
+        return _settings_of_plan(table)
+    generated: Mapping[str, Any] = table.get("generated", {})
+    recorded = generated.get("plan")
+    if isinstance(recorded, Mapping):
+        return {key: recorded.get(key) for key in PLAN_SETTINGS}
+    simulated = generated.get("simulated", {})
+    power = generated.get("power", {})
+    references: Mapping[str, Any] = generated.get("references", {})
+    subsamples = [
+        int((info.get("kinds") or {}).get("subsample", 0)) for info in references.values()
+    ]
+    return {
+        "elections": simulated.get("elections"),
+        "stations": simulated.get("stations"),
+        "regions": simulated.get("regions"),
+        "candidates": simulated.get("candidates"),
+        "replicates": power.get("replicates"),
+        "power_stations": power.get("stations"),
+        "share": power.get("share"),
+        "magnitudes": {
+            k: [float(m) for m in v] for k, v in sorted((power.get("magnitudes") or {}).items())
+        },
+        "references": sorted(references),
+        "subsamples": max(subsamples, default=0),
+        "subsample_fraction": 0.25,
+        "seed": generated.get("seed"),
+        "alphas": list(generated.get("alphas", [])),
+    }
+
+
+def _word(key: str, value: Any) -> str:
+    if key == "references":
+        return f"references={','.join(value) or 'none'}"
+    if key == "magnitudes":
+        return "magnitudes=" + ";".join(
+            f"{k}:{'/'.join(f'{m:g}' for m in v)}" for k, v in value.items()
+        )
+    if key == "alphas":
+        return f"alphas={','.join(value)}"
+    return f"{key}={value}"
+
+
+def check_same_plan(
+    table: Mapping[str, Any], plan: CalibrationPlan | Mapping[str, Any], *, where: str = "the table"
+) -> None:
+    """Raise a one-line :class:`PollwatchError` naming the settings where they differ.
+
+    ``plan`` is the plan of a run, or the table that run produced.
+    """
+    have = plan_settings(table)
+    want = plan_settings(plan)
+    differ = [key for key in PLAN_SETTINGS if have.get(key) != want.get(key)]
+    if not differ:
+        return
+    shipped = ", ".join(_word(key, have.get(key)) for key in differ)
+    this = ", ".join(_word(key, want.get(key)) for key in differ)
+    raise PollwatchError(
+        f"{where} was measured with {shipped}; this run has {this}, so its entries cannot "
+        "replace the table's",
+        hint="rerun the methods with the table's settings, or leave out --method to write a "
+        "whole new table",
+    )
+
+
+def merge_tables(table: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``table`` with the methods of ``update`` (a run over some methods) put in its place.
+
+    Both must have been measured under the same plan (:func:`check_same_plan` raises
+    otherwise). The entries of ``update``'s methods replace the table's (new ones are
+    appended), every other entry is kept and keeps (or gains, from the table's ``generated``
+    block) its ``measured`` record; the ``triage`` block is replaced when ``update`` measured
+    the ``triage`` method; the reference descriptions and whole-election sizes are
+    ``update``'s; ``generated["reruns"]`` lists the run (command, date, methods, code). The
+    ``generated`` command stays the one that regenerates the whole table.
+    """
+    import copy
+
+    check_same_plan(table, update)
+    merged: dict[str, Any] = copy.deepcopy(dict(table))
+    generated: dict[str, Any] = merged.setdefault("generated", {})
+    base = {
+        "command": generated.get("command", ""),
+        "date": generated.get("date", ""),
+        "pollwatch": generated.get("pollwatch", ""),
+        "code": generated.get("code"),
+        "plan_digest": generated.get("plan_digest"),
+    }
+    methods: dict[str, Any] = merged.setdefault("methods", {})
+    for entry in methods.values():
+        entry.setdefault("measured", dict(base))
+    new_generated: Mapping[str, Any] = update.get("generated", {})
+    new_methods: Mapping[str, Any] = update.get("methods", {})
+    for name, entry in new_methods.items():
+        methods[name] = copy.deepcopy(dict(entry))
+    if TRIAGE_METHOD in new_methods and "triage" in update:
+        merged["triage"] = copy.deepcopy(dict(update["triage"]))
+    if new_generated.get("references"):
+        generated["references"] = copy.deepcopy(dict(new_generated["references"]))
+    generated["plan"] = plan_settings(table)
+    generated.setdefault("reruns", []).append(
+        {
+            "command": new_generated.get("command", ""),
+            "date": new_generated.get("date", ""),
+            "pollwatch": new_generated.get("pollwatch", ""),
+            "code": new_generated.get("code"),
+            "environment": new_generated.get("environment", {}),
+            "methods": list(new_methods),
+        }
+    )
+    return merged
 
 
 @dataclass(frozen=True)
@@ -904,7 +1129,7 @@ def _unreliable(
                 low, high = interval
                 return True, (
                     f"flags {100 * rate['rate']:.0f}% of {rate['tests']:,} {where} at "
-                    f"alpha = {key} (95% interval {100 * low:.0f}-{100 * high:.0f}%)"
+                    f"α = {key} (95% interval {100 * low:.0f}-{100 * high:.0f}%)"
                 )
     return False, ""
 

@@ -23,7 +23,9 @@ without credible reports of count manipulation, run by independent commissions w
 
 Files are found through the datasets machinery (:func:`pollwatch.results.datasets.fetch`:
 data mirror, then cache, then download where allowed) and checked against their SHA-256;
-each reference is read once per :func:`reference_units` call.
+each reference is read once per :func:`reference_units` call. With ``whole=True`` it also
+yields the whole election as a unit of kind ``"whole"``, first for its reference: the harness
+runs each method on it once and reports the numbers, without counting it as a test.
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ _MIRROR_FILES: Mapping[str, _MirrorFile] = {
 class ReferenceUnit:
     """One test unit of a clean reference: a region or a random subsample, as an election.
 
-    ``reference`` is the reference id (e.g. ``"poland-2020-r1"``), ``kind`` is ``"region"`` or
-    ``"subsample"``, ``name`` the region's name or ``"subsample 07 (25% of stations)"``.
+    ``reference`` is the reference id (e.g. ``"poland-2020-r1"``), ``kind`` is ``"region"``,
+    ``"subsample"`` or ``"whole"`` (the whole election, not a test), ``name`` the region's name,
+    ``"subsample 07 (25% of stations)"`` or ``"whole election"``.
     """
 
     reference: str
@@ -275,6 +278,7 @@ def reference_units(
     subsample_fraction: float = 0.25,
     min_stations: int = 300,
     seed: int = 0,
+    whole: bool = False,
 ) -> Iterator[ReferenceUnit]:
     """The test units of the clean references, reference by reference.
 
@@ -282,7 +286,8 @@ def reference_units(
     ``min_stations`` eligible stations (not pseudo, cancelled or unpublished), sorted by name,
     then ``subsamples`` random subsamples of ``round(subsample_fraction x eligible)`` eligible
     stations drawn without replacement from a generator seeded with ``(seed, crc32(reference
-    id))``. Each reference is read once per call; a missing file raises
+    id))``. With ``whole``, the whole election (as loaded, every station) comes first, as a
+    unit of kind ``"whole"``. Each reference is read once per call; a missing file raises
     :class:`~pollwatch.errors.DatasetError` naming ``POLLWATCH_DATA_MIRROR``.
     """
     chosen = tuple(REFERENCES if references is None else references)
@@ -302,6 +307,13 @@ def reference_units(
     for reference in chosen:
         if reference not in loaded:
             loaded[reference] = load_reference(settings, reference)
+        if whole:
+            yield ReferenceUnit(
+                reference=reference,
+                kind="whole",
+                name="whole election",
+                election=loaded[reference],
+            )
         yield from _units_of(
             reference,
             loaded[reference],

@@ -4,6 +4,13 @@ Composes :mod:`pollwatch.calibration.harness` (the cells and the table),
 :mod:`pollwatch.calibration.executors` (serial or Ray) and :mod:`pollwatch.calibration.docs`
 (the generated page), with a progress bar and a summary table. Finished cells are cached under
 ``<home>/calibration/``, so an interrupted run resumes.
+
+``--write-table`` with ``--method`` replaces only those methods' entries in the shipped table
+(:func:`~pollwatch.calibration.harness.merge_tables`), and only when the run's plan is the
+table's; otherwise it stops before running, naming the settings that differ.
+
+``pollwatch calibrate-stress`` prints the planted-vs-estimated table of
+:mod:`pollwatch.calibration.stress` (the table of ``docs/stress-tests.md``).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from rich.table import Table
 from pollwatch.errors import PollwatchError
 from pollwatch.settings import Settings, load_settings
 
-__all__ = ["calibrate_command", "register"]
+__all__ = ["calibrate_command", "register", "stress_command"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -174,7 +181,9 @@ def calibrate_command(
     from pollwatch.calibration.harness import (
         CalibrationPlan,
         build_table,
+        check_same_plan,
         default_table_path,
+        merge_tables,
         run_calibration,
         table_json,
     )
@@ -192,6 +201,10 @@ def calibrate_command(
         seed=seed,
     )
     plan.method_specs()  # an unknown method fails before anything runs
+    shipped = _shipped_table(default_table_path()) if write_table and method else None
+    if shipped is not None:
+        # a subset run replaces entries of the shipped table: same plan, or nothing runs
+        check_same_plan(shipped, plan, where=f"the shipped table {default_table_path()}")
     command = _command_line(
         elections=elections,
         stations=stations,
@@ -243,6 +256,13 @@ def calibrate_command(
         + (f", {rate:.2f} elections/s on {executor} with {workers} workers" if rate else ""),
         soft_wrap=True,
     )
+    if shipped is not None:
+        table = merge_tables(shipped, table)
+        console.print(
+            f"merged {len(method or [])} method(s) into the shipped table "
+            f"({len(table['methods'])} in all)",
+            soft_wrap=True,
+        )
     text = table_json(table)
     if write_table:
         target = default_table_path()
@@ -258,6 +278,69 @@ def calibrate_command(
         console.print(f"wrote {docs} and {svg}", soft_wrap=True)
 
 
+def _shipped_table(path: Path) -> dict[str, Any] | None:
+    """The shipped table at ``path``, or None when there is none (a subset run writes alone)."""
+    import json
+
+    from pollwatch.calibration.harness import TABLE_FORMAT
+
+    try:
+        table = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise PollwatchError(
+            f"{path}: the shipped calibration table cannot be read ({exc})",
+            hint="restore it from git, or leave out --method to write a whole new table",
+        ) from None
+    if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT:
+        return None
+    return table
+
+
+def stress_command(
+    stations: Annotated[int, typer.Option(help="Stations per simulated election.")] = 3000,
+    seeds: Annotated[
+        int, typer.Option(help="Simulations per case and share, seeds 0 to SEEDS - 1.")
+    ] = 20,
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", "-m", help="Only this method's cases (repeat; default all)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every point and row as JSON here.")
+    ] = None,
+) -> None:
+    """Planted manipulation at 0-90 % of stations against each method's estimate of it."""
+    import json
+
+    from pollwatch.calibration.stress import STRESS_CASES, run_stress
+
+    cases = [c for c in STRESS_CASES if not method or c.method in method]
+    if not cases:
+        known = sorted({c.method for c in STRESS_CASES})
+        raise PollwatchError(
+            f"no stress case for method(s) {', '.join(method or [])}",
+            hint=f"methods with stress cases: {', '.join(known)}",
+        )
+    if seeds < 1:
+        raise PollwatchError(f"--seeds {seeds} must be at least 1", hint="e.g. --seeds 20")
+    chosen = tuple(range(seeds))
+    started = time.perf_counter()
+    with err_console.status(f"{len(cases)} cases x 5 shares x {seeds} seeds"):
+        result = run_stress(stations=stations, seeds=chosen, cases=cases)
+    console.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"{len(result.points)} simulated elections of {stations:,} stations, seeds 0-"
+        f"{seeds - 1}; {time.perf_counter() - started:,.1f} s",
+        soft_wrap=True,
+    )
+    if json_out is not None:
+        _write(json_out, json.dumps(result.to_dict(), indent=1) + "\n")
+        console.print(f"wrote {json_out}", soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``pollwatch calibrate`` to the command line."""
+    """Add ``pollwatch calibrate`` and ``pollwatch calibrate-stress`` to the command line."""
     app.command("calibrate")(calibrate_command)
+    app.command("calibrate-stress")(stress_command)

@@ -18,9 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from typer.core import TyperCommand
 
 from pollwatch import __version__
-from pollwatch.errors import DatasetError, PollwatchError
+from pollwatch.errors import DatasetError, InputError, PollwatchError
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.datasets import DATASETS, Dataset, fetch, import_dataset, locate
 from pollwatch.results.importers import ImportLimits, all_importers, import_file
@@ -30,8 +31,19 @@ from pollwatch.settings import Settings, load_settings
 
 from .calibrate import register as register_calibrate_command
 from .evidence import evidence_app
-from .render import catalogue_table, failing_stations_table, methods_table, summary_renderable
+from .quarantine import quarantine_table
+from .render import (
+    catalogue_table,
+    failing_stations_table,
+    formats_help,
+    importers_table,
+    method_catalogue,
+    methods_table,
+    regional_tables,
+    summary_renderable,
+)
 from .simulate import register as register_simulate_command
+from .turnout import register as register_turnout_command
 from .video import video_app
 from .web import register as register_web_commands
 
@@ -54,6 +66,7 @@ app.add_typer(video_app, name="video")
 register_web_commands(app)
 register_calibrate_command(app)
 register_simulate_command(app)
+register_turnout_command(app)
 
 
 class State:
@@ -128,7 +141,7 @@ def _download_progress() -> Progress:
 
 
 def _import_dataset_with_progress(
-    dataset: Dataset, settings: Settings, *, timeout: float = 30.0
+    dataset: Dataset, settings: Settings, *, timeout: float = 30.0, strict: bool = False
 ) -> Election:
     with _download_progress() as progress:
         task = progress.add_task(f"fetching {dataset.name}", total=dataset.size)
@@ -140,7 +153,7 @@ def _import_dataset_with_progress(
             dataset, settings, progress=report, timeout=timeout
         )
     with err_console.status(f"importing {dataset.name} from {path.name}"):
-        return import_dataset(dataset, settings)
+        return import_dataset(dataset, settings, strict=strict)
 
 
 def _save(state: State, election: Election, replace: bool) -> None:
@@ -153,7 +166,19 @@ def _save(state: State, election: Election, replace: bool) -> None:
     console.print(f"[green]{escape(election.id)}[/]: {words[outcome]}, {len(election):,} stations")
 
 
-@app.command("import")
+class _ImportCommand(TyperCommand):
+    """``pollwatch import``: its help ends with the registered importers, from the registry."""
+
+    @property
+    def epilog(self) -> str:  # read when help is shown, not at every start-up
+        return formats_help(all_importers())
+
+    @epilog.setter
+    def epilog(self, value: str | None) -> None:
+        pass  # click sets it in __init__; the registry's list replaces it
+
+
+@app.command("import", cls=_ImportCommand)
 def import_command(
     ctx: typer.Context,
     source: Annotated[Path | None, typer.Argument(help="File to import.")] = None,
@@ -161,7 +186,8 @@ def import_command(
         str | None, typer.Option(help="Import a public dataset by name instead of a file.")
     ] = None,
     format: Annotated[
-        str | None, typer.Option("--format", "-f", help="Importer name (default: detect).")
+        str | None,
+        typer.Option("--format", "-f", help="Importer name (default: detect; listed below)."),
     ] = None,
     mapping: Annotated[
         str | None, typer.Option(help="Mapping file (TOML) or shipped mapping name.")
@@ -175,15 +201,27 @@ def import_command(
     replace: Annotated[
         bool, typer.Option(help="Replace a different election with this id.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Fail on the first bad row (all or nothing) instead of setting bad rows aside."
+        ),
+    ] = False,
 ) -> None:
-    """Import an election from a file or a public dataset into the store."""
+    """Import an election from a file or a public dataset into the store.
+
+    Rows that fail a row-level check are set aside (see 'pollwatch show ID --quarantine');
+    --strict fails on the first one instead and stores nothing.
+    """
     state = _state(ctx)
     if (source is None) == (dataset is None):
         raise PollwatchError(
             "give either a FILE or --dataset NAME", hint="see pollwatch import --help"
         )
     if dataset is not None:
-        election = _import_dataset_with_progress(DATASETS.get(dataset), state.settings)
+        election = _import_dataset_with_progress(
+            DATASETS.get(dataset), state.settings, strict=strict
+        )
         if election_id:
             election = election.replace_meta(id=election_id)
     else:
@@ -196,8 +234,11 @@ def import_command(
                 options=_parse_options(option or []) or None,
                 election_id=election_id,
                 limits=ImportLimits.from_settings(state.settings),
+                strict=strict,
             )
     _save(state, election, replace)
+    if len(election.quarantine):
+        console.print(escape(election.quarantine.one_line(election.id)), soft_wrap=True)
     report = check_protocols(election)
     failing = report.failing_stations.height
     if failing:
@@ -230,24 +271,57 @@ def show_command(
         int, typer.Option(min=0, help="How many stations with findings to list.")
     ] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quarantine: Annotated[
+        bool, typer.Option("--quarantine", help="List the source rows the import set aside.")
+    ] = False,
 ) -> None:
-    """Summary of an election: stations, registered, turnout, totals, protocol findings."""
-    election = _state(ctx).store.load(election_id)
+    """Summary of an election: stations, registered, turnout, totals, protocol findings.
+
+    When `pollwatch analyze` has cached results for the election's current numbers, its
+    verdict comes first (docs/verdict.md); show itself runs no method.
+    """
+    if quarantine:
+        _show_quarantine(_state(ctx).store, election_id, as_json=as_json)
+        return
+    from pollwatch.forensics.suite import cached_report
+    from pollwatch.forensics.verdict import verdict
+
+    state = _state(ctx)
+    election = state.store.load(election_id)
     summary = election.summary()
     report = check_protocols(election)
+    # the verdict only where `pollwatch analyze` has cached results: show never runs a method
+    cached = cached_report(election, state.settings.analysis_dir)
+    judged = None if cached is None else verdict(cached, simulation=election.meta.simulation_notice)
     if as_json:
         payload: dict[str, Any] = {
             "meta": election.meta.to_dict(),
             "simulation": election.meta.simulation_notice,
             "summary": summary.to_dict(),
             "protocol_checks": report.to_dict(),
+            "verdict": None if judged is None else judged.to_dict(),
         }
         console.print_json(json.dumps(payload, ensure_ascii=False))
         return
+    if judged is not None:
+        console.print(judged)
+        console.print()
     console.print(summary_renderable(election, summary))
+    if len(election.quarantine):
+        console.print(escape(election.quarantine.one_line(election.id)), soft_wrap=True)
     console.print(report)
     if stations and report.failing_stations.height:
         console.print(failing_stations_table(report, election, stations))
+
+
+def _show_quarantine(store: ElectionStore, election_id: str, *, as_json: bool) -> None:
+    rows = store.quarantine(election_id)
+    if as_json:
+        console.print_json(json.dumps(rows.to_dict(), ensure_ascii=False))
+    elif not len(rows):
+        console.print(f"{escape(election_id)}: no rows were set aside")
+    else:
+        console.print(quarantine_table(rows, title=escape(rows.one_line())))
 
 
 def _atomic_write(target: Path, write: Any) -> None:
@@ -302,14 +376,27 @@ def analyze_command(
         list[str] | None,
         typer.Option("--method", "-m", help="Method to run (default: all; see pollwatch methods)."),
     ] = None,
-    by: Annotated[str | None, typer.Option(help="Also per administrative unit: 'region'.")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="Also per administrative unit: 'region' (a table per method)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
     html_out: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
     ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Full calibration wording under each method.")
+    ] = False,
 ) -> None:
-    """Run the forensic methods on an election and print a summary table."""
+    """Run the forensic methods on an election: the verdict, then a summary table.
+
+    The verdict (docs/verdict.md) cites only the methods reliable on clean elections.
+
+    With --by region, also one table per method that has regional results: each region's
+    stations, value, p-value and q-value (Benjamini-Hochberg across regions), sorted by
+    q-value then p-value. An election without regions is refused with one line.
+    """
     from rich.progress import Progress as RichProgress
     from rich.progress import SpinnerColumn
 
@@ -319,6 +406,14 @@ def analyze_command(
         raise PollwatchError(f"--by {by!r} is not supported", hint="use --by region")
     state = _state(ctx)
     election = state.store.load(election_id)
+    regions = election.stations["region"].drop_nulls().n_unique()
+    if by == "region" and regions == 0:
+        raise InputError(
+            f"election {election.id!r} has no regions (its region column is empty), so "
+            "--by region has nothing to split",
+            hint="run without --by region for the national table, or re-import with a "
+            "mapping that names the region column",
+        )
     _print_simulation_notice(election)
     with RichProgress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=err_console,
@@ -337,7 +432,14 @@ def analyze_command(
             cache_dir=state.settings.analysis_dir,
             progress=report,
         )
-    console.print(methods_table(suite))
+    from pollwatch.forensics.verdict import verdict
+
+    console.print(verdict(suite, simulation=election.meta.simulation_notice))
+    console.print()
+    console.print(methods_table(suite, wide=wide))
+    if by == "region":
+        console.print()
+        console.print(regional_tables(suite, regions=regions))
     for name, reason in suite.skipped:
         console.print(f"[yellow]skipped[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
     if json_out is not None:
@@ -405,24 +507,10 @@ def compare_command(
 
 @app.command("methods")
 def methods_command() -> None:
-    """List the forensic methods and their sources."""
-    from rich.table import Table
-
+    """List the forensic methods, their calibration in full and their sources."""
     from pollwatch.forensics.base import all_methods
-    from pollwatch.forensics.calibration import calibration_summary, calibration_words
 
-    table = Table(title="Methods", title_justify="left")
-    table.add_column("method")
-    table.add_column("what")
-    table.add_column("on clean elections (calibration)")
-    table.add_column("source")
-    for name, cls in all_methods():
-        calibration = calibration_summary(name)
-        words = escape(calibration_words(calibration))
-        if calibration.get("unreliable"):
-            words = f"[bold red]{words}[/]"
-        table.add_row(name, cls.title, words, cls.reference)
-    console.print(table)
+    console.print(method_catalogue(all_methods()))
     console.print("calibration: docs/calibration.md (regenerate with 'pollwatch calibrate')")
 
 
@@ -439,15 +527,7 @@ def delete_command(
 @app.command("formats")
 def formats_command() -> None:
     """List the importers (source formats) pollwatch can read."""
-    from rich.table import Table
-
-    table = Table(title="Importers", title_justify="left")
-    table.add_column("format")
-    table.add_column("reads")
-    for importer in all_importers():
-        suffix = " (needs --mapping)" if importer.needs_mapping else ""
-        table.add_row(importer.name, importer.description + suffix)
-    console.print(table)
+    console.print(importers_table(all_importers()))
 
 
 @datasets_app.command("list")
@@ -599,7 +679,14 @@ def demo_command(
         console.rule(f"forensic methods: {election_id} (cached after the first run)")
         report = settings.home / "reports" / f"{election_id}.html"
         analyze_command(
-            ctx, election_id, method=None, by=None, seed=0, json_out=None, html_out=report
+            ctx,
+            election_id,
+            method=None,
+            by=None,
+            seed=0,
+            json_out=None,
+            html_out=report,
+            wide=False,
         )
         console.print(f"report: {report}")
     if serve:

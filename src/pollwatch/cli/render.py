@@ -1,20 +1,43 @@
-"""Rich renderings of results objects for the terminal (the library itself never prints)."""
+"""Rich renderings of results objects for the terminal (the library itself never prints).
+
+Every table here reads at 80 columns (``tests/test_cli_width.py`` renders them at that width
+against the golden files in ``tests/golden/``): identifiers (election ids, method and format
+names) are never truncated, long prose folds, and the calibration of a method is a compact
+cell (:func:`calibration_compact`) whose full wording is one option away (``analyze --wide``,
+``pollwatch methods``).
+"""
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.table import Table
 
-from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.base import Method, MethodResult
 from pollwatch.forensics.calibration import calibration_words
-from pollwatch.forensics.suite import SuiteReport
+from pollwatch.forensics.suite import SuiteReport, regional_rows
 from pollwatch.reports.compare import short_number
 from pollwatch.results.checks import QualityReport
+from pollwatch.results.importers import Importer
 from pollwatch.results.model import Election, ElectionSummary
 from pollwatch.results.store import CatalogueEntry
 
-__all__ = ["catalogue_table", "failing_stations_table", "methods_table", "summary_renderable"]
+__all__ = [
+    "calibration_compact",
+    "catalogue_table",
+    "failing_stations_table",
+    "formats_help",
+    "importers_table",
+    "method_catalogue",
+    "methods_table",
+    "regional_tables",
+    "summary_renderable",
+]
 
 
 def _int(value: int | None) -> str:
@@ -43,6 +66,19 @@ def summary_renderable(election: Election, summary: ElectionSummary) -> Renderab
     head.add_row("ballots cast", _int(summary.ballots_cast))
     head.add_row("valid / invalid", f"{_int(summary.valid)} / {_int(summary.invalid)}")
     head.add_row("turnout", _percent(summary.turnout))
+    if summary.evoting_stations:
+        # E-voting pseudo-stations are in the totals above; the methods leave them out.
+        head.add_row(
+            "e-voting (ДЭГ)",
+            f"{summary.evoting_stations:,} pseudo-stations, "
+            f"{_int(summary.evoting_registered)} registered, "
+            f"{_int(summary.evoting_ballots_cast)} ballots",
+        )
+        head.add_row(
+            "without e-voting",
+            f"{_int(summary.registered_without_evoting)} registered, "
+            f"{_int(summary.ballots_cast_without_evoting)} ballots",
+        )
     flagged = ", ".join(
         f"{name.removeprefix('is_')} {n:,}" for name, n in summary.flags.items() if n
     )
@@ -73,35 +109,136 @@ def failing_stations_table(report: QualityReport, election: Election, limit: int
     return table
 
 
-def catalogue_table(entries: list[CatalogueEntry]) -> Table:
-    """The store's catalogue."""
-    table = Table(title="Imported elections", title_justify="left")
-    for column in ("id", "country", "date", "kind", "stations", "importer"):
-        table.add_column(column, justify="right" if column == "stations" else "left")
-    for entry in entries:
-        kind = "[bold yellow]SIMULATED[/]" if entry.simulation else entry.kind
-        table.add_row(
-            entry.id, entry.country, entry.date, kind, f"{entry.stations:,}", entry.importer
-        )
-    return table
+class _Catalogue:
+    """The catalogue laid out for the console's width: ids whole, the other columns fold."""
+
+    headers = ("id", "country", "date", "kind", "stations", "importer")
+
+    def __init__(self, entries: Sequence[CatalogueEntry]) -> None:
+        self.entries = entries
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+    def table(self, width: int) -> Table:
+        cells = [
+            (e.id, e.country, e.date, "SIMULATED" if e.simulation else e.kind,
+             f"{e.stations:,}", e.importer)
+            for e in self.entries
+        ]  # fmt: skip
+        natural = [
+            max([len(header), *(cell_len(row[i]) for row in cells)])
+            for i, header in enumerate(self.headers)
+        ]
+        # ids are what users type: the id column keeps its full width and the others give way
+        # (the widest first), folding their words; only an id wider than the console folds
+        room = width - natural[0] - (len(self.headers) - 1)
+        widths = natural[1:]
+        fits = room >= len(widths)
+        floors = [len(header) for header in self.headers[1:]]
+        for floor in (floors, [1] * len(widths)):  # headers stay whole while they can
+            while fits and sum(widths) > room and any(map(int.__gt__, widths, floor)):
+                spare = [w if w > f else 0 for w, f in zip(widths, floor, strict=True)]
+                widths[spare.index(max(spare))] -= 1
+        table = _compact_table("Imported elections")
+        if fits:
+            table.add_column("id", no_wrap=True, width=natural[0])
+        else:
+            table.add_column("id", overflow="fold")
+        for header, column_width in zip(self.headers[1:], widths, strict=True):
+            table.add_column(
+                header,
+                justify="right" if header == "stations" else "left",
+                overflow="fold",
+                width=column_width if fits else None,
+            )
+        for entry, row in zip(self.entries, cells, strict=True):
+            kind = "[bold yellow]SIMULATED[/]" if entry.simulation else escape(row[3])
+            table.add_row(escape(row[0]), escape(row[1]), escape(row[2]), kind, row[4],
+                          escape(row[5]))  # fmt: skip
+        return table
 
 
-def _calibration_cell(result: MethodResult) -> str:
-    words = escape(calibration_words(result.calibration))
+def catalogue_table(entries: list[CatalogueEntry]) -> RenderableType:
+    """The store's catalogue: one row per election, its id never cut (see :class:`_Catalogue`)."""
+    return _Catalogue(entries)
+
+
+def _rate(value: Any) -> str:
+    return "—" if value is None else f"{100 * float(value):.0f}%"
+
+
+def calibration_compact(calibration: Mapping[str, Any]) -> str:
+    """The calibration in a table cell: ``fp 2%/7%``, ``fp 8%/16% UNRELIABLE``, ``descriptive``.
+
+    ``fp A/B``: the share of clean simulations (A) and of clean reference units (B) the method
+    flags at the calibration's level (α = 0.05), "—" where not measured; ``*`` marks a
+    calibration measured with other parameters. The full sentence is
+    :func:`~pollwatch.forensics.calibration.calibration_words`.
+    """
+    if not calibration:
+        return "not calibrated"
+    if calibration.get("decision") == "none":
+        return "descriptive"
+    simulated = calibration.get("false_positive_rate")
+    reference = calibration.get("reference_rate")
+    words = f"fp {_rate(simulated)}/{_rate(reference)}"
+    if simulated is None and reference is None:
+        words = "not measured"
+    if not calibration.get("same_parameters", True):
+        words += "*"
+    if calibration.get("unreliable"):
+        words += " UNRELIABLE"  # last, so that a narrow column breaks before it
+    return words
+
+
+def _calibration_cell(result: MethodResult, *, compact: bool = False) -> str:
+    if compact:
+        words = escape(calibration_compact(result.calibration))
+    else:
+        words = escape(calibration_words(result.calibration))
     return f"[bold red]{words}[/]" if result.calibration.get("unreliable") else words
 
 
-def methods_table(suite: SuiteReport) -> RenderableType:
-    """One row per method (values only), then what each statistic and effect is."""
-    table = Table(title=f"Methods: {suite.election_id}", title_justify="left")
-    for column in ("method", "statistic", "p-value", "effect", "stations", "flagged"):
-        table.add_column(column, justify="left" if column == "method" else "right")
-    table.add_column("on clean elections (calibration)", overflow="fold")
+def _compact_table(title: str) -> Table:
+    """A table without vertical rules or padding (one space between columns): seven columns
+    of numbers fit in 80."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0),
+    )
+
+
+def _calibration_legend(suite: SuiteReport) -> str:
+    alpha = next((r.calibration.get("alpha") for r in suite.results if r.calibration), 0.05)
+    words = (
+        f"calibration: fp A/B = share of clean simulations / clean reference units the "
+        f"method flags at α = {alpha:g}"
+    )
+    if any(not r.calibration.get("same_parameters", True) for r in suite.results):
+        words += "; * measured with other parameters"
+    return words + " (full wording: --wide or 'pollwatch methods')"
+
+
+def methods_table(suite: SuiteReport, *, wide: bool = False) -> RenderableType:
+    """One row per method (values only), then what each statistic and effect is.
+
+    The calibration column is compact (:func:`calibration_compact`); ``wide`` adds the full
+    calibration sentence under each method's legend entry.
+    """
+    table = _compact_table(f"Methods: {suite.election_id}")
+    table.add_column("method", no_wrap=True)
+    for column in ("statistic", "p-value", "effect", "stations", "flagged"):
+        table.add_column(column, justify="right")
+    table.add_column("calibration", min_width=len("calibration"))
     legend = Table.grid(padding=(0, 1))
-    legend.add_column(style="bold")
+    legend.add_column(style="bold", no_wrap=True)
     legend.add_column(style="dim")
     for result in suite.results:
-        p_value = short_number(result.p_value)
+        p_value = result.p_value_text()
         if result.significant:
             p_value = f"[bold]{p_value}[/]"
         table.add_row(
@@ -111,10 +248,134 @@ def methods_table(suite: SuiteReport) -> RenderableType:
             short_number(result.effect) if result.effect_name else "—",
             f"{result.sample_size:,}",
             f"{len(result.flagged):,}" if result.flagged else "",
-            _calibration_cell(result),
+            _calibration_cell(result, compact=True),
         )
-        words = f"statistic: {result.statistic_name}"
+        words = f"statistic: {escape(result.statistic_name)}"
         if result.effect_name:
-            words += f"; effect: {result.effect_name}"
+            words += f"; effect: {escape(result.effect_name)}"
+        if wide:
+            words += f"\non clean elections: {_calibration_cell(result)}"
+        words += "".join(f"\nnote: {escape(note)}" for note in result.notes)
         legend.add_row(result.method, words)
-    return Group(table, legend)
+    if not suite.results:
+        return Group(table)
+    return Group(table, f"[dim]{escape(_calibration_legend(suite))}[/]", legend)
+
+
+def regional_tables(suite: SuiteReport, *, regions: int | None = None) -> RenderableType:
+    """Per method run by region: one row per region, most notable first.
+
+    Columns: region, stations, the region's effect (or statistic), p-value and q-value
+    (Benjamini-Hochberg across the regions tested), sorted by q-value then p-value
+    (:func:`~pollwatch.forensics.suite.regional_rows`); methods that estimate without a test
+    (Shpilkin's) list their regions largest estimate first, with the range over definition
+    choices. ``regions`` (the election's region count) says how many regions had too few
+    stations for a row of their own.
+    """
+    parts: list[RenderableType] = []
+    without = []
+    for result in suite.results:
+        rows = regional_rows(result)
+        if not rows:
+            without.append(result.method)
+            continue
+        value_name = result.effect_name or result.statistic_name
+        tested = any(row.p_value is not None for row in rows)
+        table = _compact_table(f"{result.method} by region: {len(rows):,} regions")
+        table.add_column("region", overflow="fold", ratio=1)
+        table.add_column("stations", justify="right")
+        table.add_column("value", justify="right")
+        interval = "interval" if result.interval_level is not None else "range"
+        if tested:
+            table.add_column("p-value", justify="right")
+            table.add_column("q-value", justify="right")
+            table.add_column("flagged")
+        else:
+            table.add_column(interval, justify="right")
+        for row in rows:
+            cells = [
+                escape(row.region),
+                _int(row.stations),
+                short_number(row.value),
+            ]
+            if tested:
+                q_value = short_number(row.q_value)
+                cells += [
+                    short_number(row.p_value),
+                    f"[bold]{q_value}[/]" if row.flagged else q_value,
+                    "[bold]yes[/]" if row.flagged else "",
+                ]
+            else:
+                span = (
+                    f"{short_number(row.low)} to {short_number(row.high)}"
+                    if row.low is not None and row.high is not None
+                    else "—"
+                )
+                cells.append(span)
+            table.add_row(*cells)
+        notes = [f"value: {escape(value_name)}"]
+        if tested:
+            flagged = sum(row.flagged for row in rows)
+            alpha = result.alpha if result.alpha is not None else 0.05
+            notes.append(
+                f"q-value: Benjamini-Hochberg across the regions tested; flagged: q < "
+                f"{alpha:g} ({flagged:,} regions)"
+            )
+        elif result.interval_level is not None:
+            notes.append(
+                f"no test: largest first; interval: {100 * result.interval_level:g}% interval"
+            )
+        else:
+            meaning = result.details.get("range")
+            what = meaning if isinstance(meaning, str) else "lowest to highest estimate"
+            notes.append(f"no test: largest first; range: {escape(what)}")
+        estimated = [row for row in rows if row.value is not None or row.p_value is not None]
+        if regions is not None and regions > len(estimated):
+            small = regions - len(estimated)
+            notes.append(
+                f"{small:,} {'region' if small == 1 else 'regions'} too small for an "
+                "estimate of their own"
+            )
+        parts += [table, f"[dim]{'; '.join(notes)}[/]", ""]
+    if without:
+        parts.append(f"no regional breakdown: {escape(', '.join(without))}")
+    return Group(*parts)
+
+
+def method_catalogue(methods: Sequence[tuple[str, type[Method]]]) -> RenderableType:
+    """Every registered method: what it measures, its full calibration wording, its source."""
+    from pollwatch.forensics.calibration import calibration_summary
+
+    table = Table(title="Methods", title_justify="left", show_lines=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("what, on clean elections (calibration), source", overflow="fold")
+    for name, cls in methods:
+        calibration = calibration_summary(name)
+        words = escape(calibration_words(calibration))
+        if calibration.get("unreliable"):
+            words = f"[bold red]{words}[/]"
+        table.add_row(
+            name,
+            f"[bold]{escape(cls.title)}[/]\ncalibration: {words}\n[dim]{escape(cls.reference)}[/]",
+        )
+    return table
+
+
+def importers_table(importers: Sequence[Importer]) -> Table:
+    """The registered importers: name and what each reads."""
+    table = Table(title="Importers", title_justify="left")
+    table.add_column("format", no_wrap=True)
+    table.add_column("reads", overflow="fold")
+    for importer in importers:
+        suffix = " (needs --mapping)" if importer.needs_mapping else ""
+        table.add_row(escape(importer.name), escape(importer.description + suffix))
+    return table
+
+
+def formats_help(importers: Sequence[Importer]) -> str:
+    """The importers as paragraphs of a command's help text (Typer rich markup)."""
+    lines = ["[bold]Formats[/] (--format NAME; default: detected; also 'pollwatch formats'):"]
+    for importer in importers:
+        suffix = " (needs --mapping)" if importer.needs_mapping else ""
+        lines.append(f"  [bold]{escape(importer.name)}[/]: {escape(importer.description + suffix)}")
+    return "\n\n".join(lines)

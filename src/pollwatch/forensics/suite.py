@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from pollwatch.forensics.base import (
     get_method,
 )
 from pollwatch.forensics.calibration import calibration_summary
+from pollwatch.forensics.digits import benjamini_hochberg
 from pollwatch.results.model import Election
 
-__all__ = ["SuiteReport", "run_suite"]
+__all__ = ["RegionalRow", "SuiteReport", "cached_report", "regional_rows", "run_suite"]
 
 #: progress(method name, index, total), called before each method runs
 Progress = Callable[[str, int, int], None]
@@ -81,6 +83,13 @@ def _parameters(name: str, seed: int, by_region: bool, default_suite: bool) -> d
     return parameters
 
 
+def _calibrated_as(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters to look the calibration up with: ``by_region`` only adds per-region
+    details (the national statistic, p-value and effect are the same), so a ``by_region`` run
+    is as calibrated as the national one."""
+    return {**parameters, "by_region": False} if "by_region" in parameters else dict(parameters)
+
+
 def run_suite(
     election: Election,
     methods: Sequence[str] | None = None,
@@ -114,7 +123,7 @@ def run_suite(
             try:
                 stored = MethodResult.from_json(cached.read_text("utf-8"))
                 # the calibration table may be newer than the cached result
-                calibration = calibration_summary(name, stored.parameters)
+                calibration = calibration_summary(name, _calibrated_as(stored.parameters))
                 results.append(replace(stored, calibration=calibration))
                 continue
             except (ValueError, KeyError, TypeError):
@@ -127,6 +136,9 @@ def run_suite(
         except PollwatchError as exc:
             skipped.append((name, f"failed: {exc.one_line()}"))
             continue
+        if result.parameters.get("by_region"):
+            calibration = calibration_summary(name, _calibrated_as(result.parameters))
+            result = replace(result, calibration=calibration)
         results.append(result)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -141,3 +153,134 @@ def run_suite(
         results=tuple(results),
         skipped=tuple(skipped),
     )
+
+
+@dataclass(frozen=True)
+class RegionalRow:
+    """One region of a method run ``by_region``: its own estimate, p-value and q-value.
+
+    ``value`` is the region's effect (the method's ``effect_name``), or its statistic when the
+    method has no effect; ``low`` and ``high`` its interval or range where the method gives
+    one; ``q_value`` is the Benjamini-Hochberg adjusted p-value across the regions tested
+    (Benjamini & Hochberg 1995, J. R. Stat. Soc. B 57(1), 289-300); ``flagged`` is
+    ``q_value < alpha``.
+    """
+
+    region: str
+    stations: int | None
+    value: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+    q_value: float | None
+    flagged: bool
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _regional_value(row: Mapping[str, Any]) -> tuple[float | None, Any]:
+    """The region's effect (or statistic) and its interval, from a ``details["regions"]`` row."""
+    if "anomalous_votes" in row:  # Shpilkin: anomalous votes, range over definition choices
+        return _number(row.get("anomalous_votes")), [row.get("low"), row.get("high")]
+    if "mean" in row and "expected" in row:  # digit tests: mean minus its expectation
+        mean, expected = _number(row["mean"]), _number(row["expected"])
+        value = mean - expected if mean is not None and expected is not None else None
+        return value, None
+    for key in ("estimate", "dip", "statistic"):
+        if key in row:
+            return _number(row[key]), row.get("interval")
+    return None, None
+
+
+def regional_rows(result: MethodResult) -> tuple[RegionalRow, ...]:
+    """The per-region rows of a result run ``by_region`` (empty when it has none).
+
+    Sorted by q-value, then p-value, then region name; regions without a p-value (methods
+    that estimate without testing, such as Shpilkin's) follow, largest value first. Where
+    the method gave p-values but no q-values, they are computed here (Benjamini-Hochberg
+    across the regions with a p-value).
+    """
+    raw = result.details.get("regions")
+    if isinstance(raw, Mapping):
+        entries = [
+            {"region": name, **entry} for name, entry in raw.items() if isinstance(entry, Mapping)
+        ]
+    elif isinstance(raw, list | tuple):
+        entries = [dict(entry) for entry in raw if isinstance(entry, Mapping)]
+    else:
+        return ()
+    tested = [e for e in entries if _number(e.get("p_value")) is not None]
+    if tested and any(_number(e.get("q_value")) is None for e in tested):
+        for entry, q in zip(
+            tested, benjamini_hochberg([float(e["p_value"]) for e in tested]), strict=True
+        ):
+            entry["q_value"] = q
+    alpha = result.alpha if result.alpha is not None else 0.05
+    rows = []
+    for entry in entries:
+        value, interval = _regional_value(entry)
+        low, high = (
+            (_number(interval[0]), _number(interval[1]))
+            if isinstance(interval, list | tuple) and len(interval) == 2
+            else (None, None)
+        )
+        q_value = _number(entry.get("q_value"))
+        stations = entry.get("stations")
+        rows.append(
+            RegionalRow(
+                region=str(entry.get("region")),
+                stations=stations if isinstance(stations, int) else None,
+                value=value,
+                low=low,
+                high=high,
+                p_value=_number(entry.get("p_value")),
+                q_value=q_value,
+                flagged=q_value is not None and q_value < alpha,
+            )
+        )
+
+    def order(row: RegionalRow) -> tuple[Any, ...]:
+        if row.p_value is not None or row.q_value is not None:
+            q = row.q_value if row.q_value is not None else math.inf
+            p = row.p_value if row.p_value is not None else math.inf
+            return (0, q, p, row.region)
+        return (1, -row.value if row.value is not None else math.inf, row.region)
+
+    return tuple(sorted(rows, key=order))
+
+
+def cached_report(election: Election, cache_dir: Path) -> SuiteReport | None:
+    """The results :func:`run_suite` cached for this election's current numbers; runs nothing.
+
+    One result per method (where a method is cached with several parameter sets, the one run
+    ``by_region``: its national numbers are the same), with the calibration looked up again
+    (the table may be newer than the cache). None when nothing is cached; ``skipped`` is empty
+    (skips are not cached).
+    """
+    folder = cache_dir / election.id
+    if not folder.is_dir():
+        return None
+    digest = election.content_digest()
+    found: dict[str, MethodResult] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            result = MethodResult.from_json(path.read_text("utf-8"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        previous = found.get(result.method)
+        if result.input_digest == digest and (
+            previous is None
+            or (result.parameters.get("by_region") and not previous.parameters.get("by_region"))
+        ):
+            found[result.method] = result
+    if not found:
+        return None
+    results = tuple(
+        replace(r, calibration=calibration_summary(r.method, _calibrated_as(r.parameters)))
+        for _, r in sorted(found.items())
+    )
+    return SuiteReport(election_id=election.id, input_digest=digest, results=results, skipped=())

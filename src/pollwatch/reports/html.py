@@ -12,6 +12,7 @@ from pollwatch import __version__
 from pollwatch.forensics.base import MethodResult
 from pollwatch.forensics.calibration import calibration_words
 from pollwatch.forensics.suite import SuiteReport
+from pollwatch.forensics.verdict import verdict
 from pollwatch.results.checks import QualityReport
 from pollwatch.results.model import Election
 
@@ -28,6 +29,9 @@ th{background:#f3f3f3}td.n{text-align:right}
 .note{color:#555;font-size:.9rem}.unreliable{color:#a00;font-weight:bold}.chart{margin:1rem 0}
 h2{border-bottom:1px solid #ddd;padding-bottom:.2rem}
 .simulated{background:#fff4d6;border:2px solid #c98a00;padding:.5rem .8rem;font-weight:bold}
+.verdict{border:2px solid #999;padding:.2rem 1rem;margin:1rem 0}
+.verdict.anomalous{border-color:#a00}.verdict .anomaly{color:#a00;font-weight:bold}
+.verdict .none{color:#276b2b}
 """
 
 
@@ -76,7 +80,7 @@ def _table(headers: list[str] | None, rows: list[list[Any]]) -> str:
 def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
     rows: list[list[Any]] = [[result.statistic_name, result.statistic]]
     if result.p_value is not None:
-        rows.append(["p-value", result.p_value])
+        rows.append(["p-value", result.p_value_text()])
         if result.alpha is not None:
             below = "below" if result.significant else "not below"
             rows.append(["level", f"{below} α = {result.alpha}"])
@@ -90,6 +94,7 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
         )
         rows.append([level, f"{_number(result.interval[0])} to {_number(result.interval[1])}"])
     rows.append(["stations used", result.sample_size])
+    rows += [["note", note] for note in result.notes]
     rows.append(["on clean elections (calibration)", calibration_words(result.calibration)])
     if result.flagged:
         rows.append(["stations flagged", len(result.flagged)])
@@ -173,6 +178,7 @@ def render_report(
     definitions = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in meta.definitions.items())
     notice = meta.simulation_notice
     simulated = f'<p id="simulated" class="simulated">{_e(notice)}</p>' if notice else ""
+    judged = verdict(suite, simulation=notice).html()
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>pollwatch report: {_e(meta.id)}</title><style>{_STYLE}</style>{scripts}</head>
@@ -181,6 +187,7 @@ def render_report(
 {simulated}
 <p class=note>Statistical anomalies are reasons to look closer, not findings of fraud. Every
 method states its definitions; clean elections also show some anomalies.</p>
+{judged}
 <h2>Election</h2>{overview}<h2>Votes</h2>{totals}
 <h2>Protocol arithmetic</h2>{checks}
 <h2>Methods</h2>{sections}

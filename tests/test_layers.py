@@ -18,6 +18,7 @@ FORBIDDEN = {
     "reports": {"cli", "web", "video"},
     "video": {"cli", "web", "results", "forensics", "reports", "calibration"},
     "web": {"cli"},
+    "turnout": {"cli", "web", "evidence", "reports", "calibration", "video"},
 }
 CORE_MODULES = {"settings", "errors", "registry", "environment", "spreadsheet"}
 

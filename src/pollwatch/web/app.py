@@ -43,6 +43,7 @@ from pollwatch import __version__
 from pollwatch.errors import LimitError, PollwatchError, StoreError
 from pollwatch.forensics.base import MethodResult
 from pollwatch.forensics.suite import SuiteReport, run_suite
+from pollwatch.forensics.verdict import Verdict, verdict
 from pollwatch.reports.html import render_report
 from pollwatch.results.checks import QualityReport, check_protocols
 from pollwatch.results.datasets import DATASETS, import_dataset
@@ -52,12 +53,13 @@ from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore, check_election_id
 from pollwatch.settings import Settings, load_settings
 
+from . import turnout as turnout_routes
 from . import video as video_routes
 from . import views
 from .access_log import AccessLog
 from .jobs import ImportJobs, ImportOrder, JobsBusy
 from .origin import require_same_origin
-from .responses import CSV, errors
+from .responses import CSV, BadRequest, NotFound, errors
 from .uploads import UploadLimit
 
 __all__ = ["create_app"]
@@ -81,14 +83,6 @@ _FORM_WAIT_SECONDS = 3.0
 _ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"description": "the import is still running: poll the job (GET /api/jobs/{job})"}
 }
-
-
-class NotFound(Exception):
-    """An unknown election or station (404)."""
-
-
-class BadRequest(Exception):
-    """A bad query parameter or form value (400)."""
 
 
 @dataclass
@@ -305,6 +299,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sort=sort,
             region=region or None,
         )
+
+    def judged(loaded: Loaded) -> Verdict:
+        """The verdict over the results shown (pollwatch.forensics.verdict decides it)."""
+
+        def make() -> Verdict:
+            suite = SuiteReport(
+                election_id=loaded.election.id,
+                input_digest=loaded.election.content_digest(),
+                results=tuple(loaded.results[name] for name in sorted(loaded.results)),
+                skipped=tuple(loaded.skipped),
+            )
+            return verdict(suite, simulation=loaded.election.meta.simulation_notice)
+
+        made: Verdict = loaded.memoised("verdict", make)
+        return made
 
     def methods(loaded: Loaded) -> list[dict[str, Any]]:
         order = sorted(loaded.results.values(), key=lambda r: r.method)
@@ -559,7 +568,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "listing": listing,
                 "charts_json": json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"),
                 "fast_only": not any(m not in views.FAST_METHODS for m in loaded.results),
+                "verdict_html": judged(loaded).html(),
             },
+        )
+
+    @app.get(
+        "/elections/{election_id}/quarantine",
+        response_class=HTMLResponse,
+        include_in_schema=False,
+    )
+    def quarantine_page(request: Request, election_id: str) -> HTMLResponse:
+        election = catalogue.get(election_id).election
+        return page(
+            request,
+            "quarantine.html",
+            {"election": election, "meta": election.meta, "quarantine": election.quarantine},
         )
 
     @app.get(
@@ -635,6 +658,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return overview(catalogue.get(election_id))
 
     @app.get(
+        "/api/elections/{election_id}/quarantine",
+        tags=["elections"],
+        responses=errors(400, 404, 422),
+    )
+    def api_quarantine(election_id: str) -> Any:
+        """The source rows the import set aside: line, column, reason, raw cells."""
+        return catalogue.get(election_id).election.quarantine.to_dict()
+
+    @app.get(
         "/api/elections/{election_id}/stations",
         tags=["stations"],
         responses={**CSV, **errors(400, 404, 422)},
@@ -706,6 +738,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
 
     @app.get(
+        "/api/elections/{election_id}/verdict",
+        tags=["analysis"],
+        responses=errors(400, 404, 422),
+    )
+    def api_verdict(election_id: str) -> Any:
+        """The verdict over the results shown: headline, findings of the methods reliable on
+        clean elections (with their calibration), the methods not cited and why (format
+        ``pollwatch-verdict/1``, docs/verdict.md)."""
+        return judged(catalogue.get(election_id)).to_dict()
+
+    @app.get(
         "/api/elections/{election_id}/histograms",
         tags=["analysis"],
         responses={**CSV, **errors(400, 404, 422)},
@@ -736,6 +779,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # --- video: login, regulated playback, audit (pollwatch.web.video) ------------------------
     video_routes.register(app, settings, templates)
+    # --- turnout over time and threshold scenarios (pollwatch.web.turnout) ------------------
+    turnout_routes.register(app, settings, templates)
     return app
 
 

@@ -12,7 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["CSV", "MEDIA", "ErrorBody", "errors"]
+__all__ = ["CSV", "MEDIA", "BadRequest", "ErrorBody", "NotFound", "errors"]
+
+
+class NotFound(Exception):
+    """An unknown election or station (404)."""
+
+
+class BadRequest(Exception):
+    """A bad query parameter or form value (400)."""
 
 
 class ErrorBody(BaseModel):

@@ -310,18 +310,18 @@ def _linear_bin(
     index = np.floor(position).astype(np.int64)
     frac = position - index
     inside = (index >= 0) & (index <= size - 2)
-    row_offset = (rows * 2 * size) if rows is not None else np.zeros_like(index)
-    flat = np.bincount(
-        (row_offset + index)[inside], weights=(1 - frac)[inside], minlength=n_rows * 2 * size
-    )
-    flat += np.bincount(
-        (row_offset + index + 1)[inside], weights=frac[inside], minlength=n_rows * 2 * size
-    )
+    flat_index = index + rows * (2 * size) if rows is not None else index
+    length = n_rows * 2 * size
+    if inside.all():  # shares in [0, 1] always are: no copies of the selection
+        flat = np.bincount(flat_index, weights=1 - frac, minlength=length)
+        flat += np.bincount(flat_index + 1, weights=frac, minlength=length)
+    else:
+        kept = flat_index[inside]
+        flat = np.bincount(kept, weights=(1 - frac)[inside], minlength=length)
+        flat += np.bincount(kept + 1, weights=frac[inside], minlength=length)
     edge = index == size - 1
     if edge.any():
-        flat += np.bincount(
-            (row_offset + index)[edge], weights=(1 - frac)[edge], minlength=n_rows * 2 * size
-        )
+        flat += np.bincount(flat_index[edge], weights=(1 - frac)[edge], minlength=length)
     return np.asarray(flat, dtype=np.float64).reshape(n_rows, 2 * size)
 
 
@@ -363,11 +363,32 @@ def r_density(
 
 def _bin_index(values: Float, grid: int) -> Int:
     """Bin of each value in ``cut(values, seq(-h/2, 1 + h/2, by = h), include.lowest = TRUE)``,
-    ``h = 1 / (grid - 1)``: right-closed bins centred on the grid points."""
+    ``h = 1 / (grid - 1)``: right-closed bins centred on the grid points.
+
+    The bin is ``searchsorted(edges, values, side="left") - 1`` (clipped to the grid), found by
+    arithmetic and then corrected against the edges themselves, so it is exactly that.
+    """
     step = 1.0 / (grid - 1)
     edges = -step / 2 + step * np.arange(grid + 1)
-    index = np.searchsorted(edges, values, side="left") - 1
-    return np.clip(index, 0, grid - 1).astype(np.int64)
+    if values.size < 1000 or not np.isfinite(values).all():
+        index = np.searchsorted(edges, values, side="left") - 1
+        return np.clip(index, 0, grid - 1).astype(np.int64)
+    # position = number of edges below the value, as searchsorted counts them; padded[p] is
+    # edges[p - 1], so that edges[position - 1] < value <= edges[position] reads
+    # padded[position] < value <= padded[position + 1].
+    padded = np.concatenate([[-np.inf], edges, [np.inf, np.inf]])
+    guess = np.floor((values - edges[0]) * (grid - 1)) + 1.0
+    np.clip(guess, 0, grid + 1, out=guess)
+    position: Int = guess.astype(np.int64)
+    while True:
+        low = padded[position] >= values  # too far right
+        high = padded[position + 1] < values  # too far left
+        if not (low.any() or high.any()):
+            break
+        position -= low
+        position += high
+    np.clip(position - 1, 0, grid - 1, out=position)
+    return position
 
 
 # --- resampling ------------------------------------------------------------------------------

@@ -159,6 +159,22 @@ def test_a_log_key_that_is_not_text_is_a_failed_check(
     assert not report.ok
 
 
+@pytest.mark.parametrize("method", [1, 9, 12, 99])
+def test_a_member_with_an_unknown_compression_method_is_a_failed_check(
+    made: dict[str, object], tmp_path: Path, method: int
+) -> None:
+    # found by the property test below: a flipped bit in the compression method of a central
+    # directory entry (offset 10 of the entry) made the zip module raise NotImplementedError
+    bundle: Path = made["bundle"]  # type: ignore[assignment]
+    data = bytearray(bundle.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the first member's central directory entry
+    data[entry + 10 : entry + 12] = method.to_bytes(2, "little")
+    target = tmp_path / "damaged.zip"
+    target.write_bytes(bytes(data))
+    report = verify_bundle(target, made["trust"])  # type: ignore[arg-type]
+    assert not report.ok
+
+
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -35,6 +35,7 @@ import os
 import tempfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,19 @@ from pollwatch.evidence.checkpoint import (
 from pollwatch.evidence.merkle import leaf_hash, verify_inclusion
 
 __all__ = ["BundleCheck", "BundleReport", "TrustStore", "export_bundle", "verify_bundle"]
+
+#: What reading a damaged member can raise: a bad header or CRC, a truncated stream, a
+#: compression method the zip module does not know (a flipped bit in the method field) or an
+#: encryption flag; each is a failed check, never a traceback.
+_UNREADABLE_MEMBER = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+)
 
 FORMAT = "pollwatch-evidence-bundle/1"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -513,7 +527,7 @@ def _verify(
                 raise _Failed("contents", f"{name} is missing")
             try:
                 return bundle.read(name)
-            except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            except _UNREADABLE_MEMBER as exc:
                 raise _Failed("contents", f"{name} cannot be read ({exc})") from None
 
         bundled_key = _bundled_key(read)
@@ -682,7 +696,7 @@ def _member_sha256(bundle: zipfile.ZipFile, name: str) -> str:
         with bundle.open(name) as stream:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except _UNREADABLE_MEMBER as exc:
         raise _Failed("contents", f"{name} cannot be read ({exc})") from None
     return digest.hexdigest()
 

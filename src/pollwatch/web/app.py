@@ -382,6 +382,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         format: str | None,
         mapping: UploadFile | str | None,
         election_id: str | None,
+        strict: bool = False,
     ) -> ImportOrder:
         """Copy the upload (spooled by the form parser) into a private folder for its job."""
         folder = Path(tempfile.mkdtemp(prefix="pollwatch-upload-"))
@@ -415,6 +416,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             election_id=election_id or None,
             elections_dir=settings.elections_dir,
             limits=ImportLimits.from_settings(settings),
+            strict=strict,
         )
 
     def upload_failed(
@@ -432,10 +434,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         election_id: str | None,
         json_only: bool,
         wait: float,
+        strict: bool = False,
     ) -> Response:
         """Start an import job; answer with its outcome if it ends within ``wait`` seconds."""
         try:
-            order = await run_in_threadpool(save_upload, file, format, mapping, election_id)
+            order = await run_in_threadpool(save_upload, file, format, mapping, election_id, strict)
             job_id = jobs.submit(order)
         except PollwatchError as exc:
             return upload_failed(request, exc.one_line(), json_only)
@@ -477,9 +480,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         format: Annotated[str | None, Form()] = None,
         mapping: Annotated[UploadFile | str | None, Form()] = None,
         id: Annotated[str | None, Form()] = None,
+        strict: Annotated[bool, Form()] = False,
     ) -> Response:
         wait = min(settings.import_wait_seconds, _FORM_WAIT_SECONDS)
-        return await handle_import(request, file, format, mapping, id, False, wait)
+        return await handle_import(request, file, format, mapping, id, False, wait, strict)
 
     @app.post(
         "/api/elections/import",
@@ -496,6 +500,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Form(description="mapping file (TOML) or the name of a shipped mapping"),
         ] = None,
         id: Annotated[str | None, Form(description="election id in the store")] = None,
+        strict: Annotated[
+            bool,
+            Form(description="fail on the first bad row (default: set bad rows aside)"),
+        ] = False,
         wait: Annotated[
             float | None,
             Query(
@@ -513,7 +521,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         limit = settings.import_wait_seconds
         patience = limit if wait is None else min(wait, limit)
-        return await handle_import(request, file, format, mapping, id, True, patience)
+        return await handle_import(request, file, format, mapping, id, True, patience, strict)
 
     @app.post("/elections/import-dataset", include_in_schema=False)
     def import_dataset_form(request: Request, dataset: Annotated[str, Form()]) -> Response:

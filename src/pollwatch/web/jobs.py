@@ -85,6 +85,8 @@ class ImportOrder:
     election_id: str | None
     elections_dir: Path
     limits: ImportLimits
+    #: all-or-nothing: the first bad row fails the import (else bad rows are quarantined)
+    strict: bool = False
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -104,6 +106,7 @@ class ImportOrder:
             election_id=data["election_id"],
             elections_dir=Path(data["elections_dir"]),
             limits=ImportLimits(**data["limits"]),
+            strict=bool(data.get("strict", False)),
         )
 
 
@@ -140,6 +143,7 @@ def run_import(order: ImportOrder) -> dict[str, Any]:
             mapping=order.mapping,
             election_id=order.election_id,
             limits=order.limits,
+            strict=order.strict,
             progress=lambda stage, fraction: progress(stage, 0.9 * fraction),
         )
         progress("storing", 0.9)

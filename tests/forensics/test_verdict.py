@@ -10,7 +10,7 @@
   colour) in ``tests/golden/verdict-*.txt``. After an intended change of wording, of a method
   or of the calibration table, regenerate them and read the diff::
 
-      POLLWATCH_UPDATE_GOLDENS=1 POLLWATCH_DATA_MIRROR=/work/shared/data \\
+      POLLWATCH_UPDATE_GOLDENS=1 POLLWATCH_DATA_MIRROR=../shared/data \\
           .venv/bin/pytest -q tests/forensics/test_verdict.py -k golden
       git diff tests/golden
 """

@@ -343,6 +343,14 @@ def _guess_kind(candidates: Sequence[str]) -> str:
     return "presidential"
 
 
+def _read_source(path: Path, given: Mapping[str, str]) -> tuple[pl.DataFrame, str, int | None]:
+    """The file's table, the name errors give it, and the election year (both importers)."""
+    year = _year_of(path, given)  # a bad year option fails before the file is read
+    data, where = read_source_bytes(path)
+    # a national table: the bytes are not kept once parsed
+    return _read_table(data, where, given.get("encoding", "utf-8")), where, year
+
+
 def _read_table(data: bytes, where: str, encoding: str) -> pl.DataFrame:
     """The table as strings, its count columns already ``Int64`` where every cell is an integer."""
     try:
@@ -491,12 +499,7 @@ class RussiaCecImporter(Importer):
     ) -> Election:
         """Read one Kobak/Shpilkin table (``.csv``, ``.csv.gz`` or ``.csv.zip``)."""
         path = Path(path)
-        given = check_options(options, OPTIONS, self.name)
-        encoding = given.get("encoding", "utf-8")
-        year = _year_of(path, given)
-        data, where = read_source_bytes(path)
-        frame = _read_table(data, where, encoding)
-        del data  # a national table: the bytes are not needed once parsed
+        frame, where, year = _read_source(path, check_options(options, OPTIONS, self.name))
         missing_ids = [c for c in ("region", "tik", "uik") if c not in frame.columns]
         if missing_ids:
             shown = ", ".join(repr(c) for c in frame.columns[:12])
@@ -868,12 +871,7 @@ class RussiaCecEvotingImporter(RussiaCecImporter):
     ) -> Election:
         """Read one regional e-voting table (``.csv``, ``.csv.gz`` or ``.csv.zip``)."""
         path = Path(path)
-        given = check_options(options, OPTIONS, self.name)
-        encoding = given.get("encoding", "utf-8")
-        year = _year_of(path, given)
-        data, where = read_source_bytes(path)
-        frame = _read_table(data, where, encoding)
-        del data
+        frame, where, year = _read_source(path, check_options(options, OPTIONS, self.name))
         if "region" not in frame.columns or {"tik", "uik"} & set(frame.columns):
             shown = ", ".join(repr(c) for c in frame.columns[:12])
             raise ColumnError(

@@ -79,8 +79,9 @@ class LeaderVotes(Method):
 class FirstTenTriage(Method):
     """Flags the ten stations with the smallest ids, whatever the election."""
 
-    name: ClassVar[str] = "triage"
+    name: ClassVar[str] = "toy-triage"
     title: ClassVar[str] = "Toy triage"
+    scores_stations: ClassVar[bool] = True
     reference: ClassVar[str] = "test"
 
     def run(self, election: Election) -> MethodResult:
@@ -207,7 +208,7 @@ def test_triage_precision_and_recall_on_known_counts(toys: None) -> None:
         elections=1,
         replicates=2,
         references=(),
-        methods=("triage",),
+        methods=("toy-triage",),
         injectors=("carousel",),
         **SMALL,
     )
@@ -233,7 +234,7 @@ def test_triage_precision_and_recall_on_known_counts(toys: None) -> None:
 
 def test_triage_is_scored_against_the_injectors_labels(toys: None) -> None:
     plan = CalibrationPlan(
-        elections=1, replicates=1, references=(), methods=("triage",), share=0.5, **SMALL
+        elections=1, replicates=1, references=(), methods=("toy-triage",), share=0.5, **SMALL
     )
     cell = Cell("power", 0, injector="vote-transfer", level="high", magnitude=0.5)
     record = run_cell(plan, cell, plan.method_specs())

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from pollwatch.forensics.base import method_names
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.results.datasets import DATASETS, import_dataset
 from pollwatch.results.model import Election
@@ -33,7 +34,7 @@ from pollwatch.settings import Settings
 #: The election the browser tests open.
 ELECTION_ID = "russia-2018"
 #: The fast subset of the suite that the election page falls back to; cached up front.
-FAST_METHODS = ("triage", "integer-percentages", "klimek-fingerprint", "shpilkin")
+FAST_METHODS = method_names("fast")
 #: Where screenshots go (ignored by git).
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 

@@ -73,13 +73,11 @@ from pollwatch import __version__
 from pollwatch.calibration.injectors import INJECTORS, Injector
 from pollwatch.environment import numeric_versions
 from pollwatch.errors import PollwatchError
-from pollwatch.forensics.base import METHODS, Method, MethodNotApplicable, all_methods
-from pollwatch.forensics.suite import SUITE_PARAMETERS
+from pollwatch.forensics.base import METHODS, Method, MethodNotApplicable, method_names
 from pollwatch.results.model import Election
 from pollwatch.settings import Settings
 
 __all__ = [
-    "DEFAULT_MAGNITUDES",
     "TABLE_FORMAT",
     "CalibrationPlan",
     "CalibrationRun",
@@ -101,23 +99,7 @@ __all__ = [
 
 TABLE_FORMAT = "pollwatch-calibration/1"
 
-#: Low, medium and high magnitudes per built-in injector, chosen so that power runs from small
-#: to large with 10 % of stations affected: fractions of non-voters / opponents' votes, the
-#: whole-percent step of round-percentages, extra ballots as a fraction of registered voters.
-#: Injectors not listed use ``calibration_magnitudes`` on their class, else 5 %, 20 % and 50 %
-#: of the way through their ``magnitude_range``.
-DEFAULT_MAGNITUDES: dict[str, tuple[float, float, float]] = {
-    "incremental-stuffing": (0.05, 0.2, 0.5),
-    "extreme-stuffing": (0.1, 0.5, 0.9),
-    "round-percentages": (1.0, 5.0, 10.0),
-    "carousel": (0.01, 0.05, 0.15),
-    "vote-transfer": (0.05, 0.2, 0.5),
-    "invalidate-opponents": (0.05, 0.2, 0.5),
-}
 LEVELS = ("low", "medium", "high")
-
-#: the method whose flagged stations are scored against the injectors' labels
-TRIAGE_METHOD = "triage"
 
 _Z95 = 1.959963984540054
 
@@ -143,9 +125,7 @@ def _stable_int(text: str) -> int:
 
 
 def _magnitudes_of(name: str, cls: type[Injector]) -> tuple[float, float, float]:
-    if name in DEFAULT_MAGNITUDES:
-        return DEFAULT_MAGNITUDES[name]
-    declared = getattr(cls, "calibration_magnitudes", None)
+    declared = cls.calibration_magnitudes
     if declared is not None:
         low, medium, high = (float(m) for m in declared)
         return low, medium, high
@@ -192,7 +172,7 @@ class CalibrationPlan:
         seed: the root of every random draw.
         injectors: injector names for power cells (None: all registered).
         magnitudes: per injector, the low, medium and high magnitude (None: the defaults,
-            :data:`DEFAULT_MAGNITUDES`).
+            the injector's ``calibration_magnitudes``).
         share: fraction of eligible stations an injector affects.
         replicates: power cells per injector and magnitude.
         power_stations: stations per power election (None: ``stations``).
@@ -246,14 +226,12 @@ class CalibrationPlan:
     # --- resolution ------------------------------------------------------------------------
     def method_specs(self) -> list[MethodSpec]:
         """The planned methods with their parameters (the suite's cheaper ones where set)."""
-        registered = [name for name, _ in all_methods()]
+        registered = list(method_names())
         names = list(self.methods) if self.methods is not None else registered
         if not names:
             raise PollwatchError("calibration plan has no methods", hint="name at least one")
-        return [
-            MethodSpec(name, METHODS.get(name), dict(SUITE_PARAMETERS.get(name, {})))
-            for name in names
-        ]
+        classes = [(name, METHODS.get(name)) for name in names]
+        return [MethodSpec(name, cls, dict(cls.suite_parameters)) for name, cls in classes]
 
     def injector_magnitudes(self) -> dict[str, tuple[float, float, float]]:
         """Injector name -> (low, medium, high) magnitudes, validated against each injector."""
@@ -457,7 +435,7 @@ def run_cell(
             record["effect"] = _finite(result.effect)
             record["sample_size"] = int(result.sample_size)
             record["flagged"] = len(result.flagged)
-            if spec.name == TRIAGE_METHOD:
+            if spec.cls.scores_stations and triage_flagged is None:
                 triage_flagged = result.flagged
         results[spec.name] = record
     output: dict[str, Any] = {
@@ -472,10 +450,10 @@ def run_cell(
     if cell.kind in ("reference", "whole"):
         output["reference"] = cell.reference
     if labelled is not None:
-        registered = dict(all_methods())  # loads the built-ins in a fresh worker too
-        if triage_flagged is None and TRIAGE_METHOD in registered:
+        scorers = method_names("scores_stations")  # loads the built-ins in a fresh worker too
+        if triage_flagged is None and scorers:
             try:
-                triage_flagged = registered[TRIAGE_METHOD]().run(election).flagged
+                triage_flagged = METHODS.get(scorers[0])().run(election).flagged
             except PollwatchError:
                 triage_flagged = None
         if triage_flagged is not None:
@@ -1031,7 +1009,9 @@ def merge_tables(table: Mapping[str, Any], update: Mapping[str, Any]) -> dict[st
     new_methods: Mapping[str, Any] = update.get("methods", {})
     for name, entry in new_methods.items():
         methods[name] = copy.deepcopy(dict(entry))
-    if TRIAGE_METHOD in new_methods and "triage" in update:
+    if any(METHODS.get(n).scores_stations for n in new_methods if n in METHODS) and (
+        "triage" in update
+    ):
         merged["triage"] = copy.deepcopy(dict(update["triage"]))
     if new_generated.get("references"):
         generated["references"] = copy.deepcopy(dict(new_generated["references"]))

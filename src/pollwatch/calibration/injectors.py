@@ -164,6 +164,10 @@ class Injector(ABC):
     magnitude_meaning: ClassVar[str] = ""
     #: columns a station must report to be eligible, besides the common ones
     needs: ClassVar[tuple[str, ...]] = ()
+    #: the low, medium and high magnitudes the calibration harness plants (with 10 % of
+    #: stations affected), chosen so that power runs from small to large; None: 5 %, 20 % and
+    #: 50 % of the way through ``magnitude_range``
+    calibration_magnitudes: ClassVar[tuple[float, float, float] | None] = None
 
     def __post_init__(self) -> None:
         share = float(self.share)
@@ -353,6 +357,7 @@ class IncrementalStuffing(Injector):
     magnitude: float = 0.3
 
     name: ClassVar[str] = "incremental-stuffing"
+    calibration_magnitudes: ClassVar[tuple[float, float, float] | None] = (0.05, 0.2, 0.5)
     title: ClassVar[str] = "Incremental ballot stuffing"
     reference: ClassVar[str] = (
         "Klimek, Yegorov, Hanel & Thurner (2012), Statistical detection of systematic election "
@@ -380,6 +385,7 @@ class ExtremeStuffing(Injector):
     magnitude: float = 0.5
 
     name: ClassVar[str] = "extreme-stuffing"
+    calibration_magnitudes: ClassVar[tuple[float, float, float] | None] = (0.1, 0.5, 0.9)
     title: ClassVar[str] = "Extreme ballot stuffing"
     reference: ClassVar[str] = (
         "Klimek, Yegorov, Hanel & Thurner (2012), Statistical detection of systematic election "
@@ -413,6 +419,7 @@ class RoundPercentages(Injector):
     magnitude: float = 1.0
 
     name: ClassVar[str] = "round-percentages"
+    calibration_magnitudes: ClassVar[tuple[float, float, float] | None] = (1.0, 5.0, 10.0)
     title: ClassVar[str] = "Leader's share written as a whole percent"
     reference: ClassVar[str] = (
         "Kobak, Shpilkin & Pshenichnikov (2016), Integer percentages as electoral falsification "
@@ -464,6 +471,7 @@ class Carousel(Injector):
     magnitude: float = 0.1
 
     name: ClassVar[str] = "carousel"
+    calibration_magnitudes: ClassVar[tuple[float, float, float] | None] = (0.01, 0.05, 0.15)
     title: ClassVar[str] = "Carousel voting"
     reference: ClassVar[str] = (
         "multiple voting by bussed voters as reported by observers (e.g. GOLOS, OSCE/ODIHR "
@@ -491,6 +499,7 @@ class VoteTransfer(Injector):
     magnitude: float = 0.2
 
     name: ClassVar[str] = "vote-transfer"
+    calibration_magnitudes: ClassVar[tuple[float, float, float] | None] = (0.05, 0.2, 0.5)
     title: ClassVar[str] = "Opponents' votes transferred to the leader"
     reference: ClassVar[str] = (
         "rewriting of the count as discussed by Klimek et al. (2012), PNAS 109(41) and Kobak, "
@@ -518,6 +527,7 @@ class InvalidateOpponents(Injector):
     magnitude: float = 0.2
 
     name: ClassVar[str] = "invalidate-opponents"
+    calibration_magnitudes: ClassVar[tuple[float, float, float] | None] = (0.05, 0.2, 0.5)
     title: ClassVar[str] = "Opponents' ballots declared invalid"
     reference: ClassVar[str] = (
         "invalidation of ballots at the count as reported by observers (e.g. OSCE/ODIHR "

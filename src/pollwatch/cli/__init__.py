@@ -470,9 +470,9 @@ def compare_command(
     """Run identical methods on several elections and show them side by side."""
     from rich.table import Table
 
+    from pollwatch.forensics.base import method_names
     from pollwatch.forensics.suite import run_suite
     from pollwatch.reports.compare import (
-        COMPARE_METHODS,
         comparison_rows,
         method_calibration,
         render_comparison,
@@ -481,7 +481,7 @@ def compare_command(
     if len(election_ids) < 2:
         raise PollwatchError("compare needs two or more elections", hint="pollwatch compare A B")
     state = _state(ctx)
-    methods = list(method or COMPARE_METHODS)
+    methods = list(method or method_names("in_comparison"))
     elections = [state.store.load(i) for i in election_ids]
     suites = []
     for election in elections:

@@ -50,6 +50,7 @@ __all__ = [
     "eligible_stations",
     "format_p_value",
     "get_method",
+    "method_names",
 ]
 
 
@@ -336,6 +337,19 @@ class Method(ABC):
     #: treats as flagging the election when it lies beyond the clean simulations' quantile:
     #: "upper", "lower", "two-sided", or "none" (descriptive, not calibrated)
     calibration_tail: ClassVar[str] = "upper"
+    #: whether a plain ``pollwatch analyze`` (the default suite) runs the method
+    in_default_suite: ClassVar[bool] = True
+    #: parameters the default suite and the calibration harness use instead of the method's
+    #: own defaults (cheaper, same semantics); naming the method runs it with its own defaults
+    suite_parameters: ClassVar[Mapping[str, Any]] = {}
+    #: cheap enough (seconds on a national election) for the dashboard to compute on an
+    #: election's first view, before ``pollwatch analyze`` has cached the rest
+    fast: ClassVar[bool] = False
+    #: in the side-by-side comparison of elections by default (``pollwatch compare``)
+    in_comparison: ClassVar[bool] = False
+    #: whether the calibration harness scores the stations it flags against the planted
+    #: manipulation's labels (precision and recall of the station ranking)
+    scores_stations: ClassVar[bool] = False
 
     def parameters(self) -> dict[str, Any]:
         """The constructor parameters, as given or defaulted (JSON-able).
@@ -404,3 +418,18 @@ def all_methods() -> list[tuple[str, type[Method]]]:
     """Every registered method class, by name."""
     _load_builtins()
     return list(METHODS.items())
+
+
+def method_names(role: str | None = None) -> tuple[str, ...]:
+    """Registered method names, sorted; with ``role``, those whose class attribute is true.
+
+    ``role`` is one of ``"in_default_suite"``, ``"fast"``, ``"in_comparison"`` and
+    ``"scores_stations"`` (see :class:`Method`): the lists the suite, the dashboard, the
+    comparison and the calibration harness use are read from the classes, never kept apart.
+    """
+    roles = ("in_default_suite", "fast", "in_comparison", "scores_stations")
+    if role is not None and role not in roles:
+        raise ValueError(f"unknown method role {role!r}; known: {', '.join(roles)}")
+    return tuple(
+        name for name, cls in all_methods() if role is None or bool(getattr(cls, role, False))
+    )

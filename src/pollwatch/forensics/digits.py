@@ -236,6 +236,7 @@ class BeberScacco(Method):
     """
 
     name: ClassVar[str] = "beber-scacco"
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Last-digit and digit-pair test of vote counts (Beber & Scacco)"
     reference: ClassVar[str] = (
         "Beber, B. and Scacco, A. (2012). What the Numbers Say: A Digit-Based Test for "

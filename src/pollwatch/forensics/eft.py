@@ -474,6 +474,7 @@ class EFTLastDigit(_LastDigitBase):
     """LastC: mean last digit of vote counts (uniform last digits: 4.5)."""
 
     name: ClassVar[str] = "eft-lastc"
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Last-digit mean of vote counts (EFT LastC)"
     expected: ClassVar[float] = 4.5
     statistic_label: ClassVar[str] = "mean last digit"
@@ -489,6 +490,7 @@ class EFTZeroFive(_LastDigitBase):
     """C05s: share of vote counts whose last digit is 0 or 5 (uniform: 0.2)."""
 
     name: ClassVar[str] = "eft-c05s"
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Counts ending in 0 or 5 (EFT C05s)"
     expected: ClassVar[float] = 0.2
     statistic_label: ClassVar[str] = "share of counts ending in 0 or 5"
@@ -1020,6 +1022,7 @@ class EFTCorrelation(_TurnoutShareMethod):
     """Correlation: Pearson correlation of turnout and the leader's vote share."""
 
     name: ClassVar[str] = "eft-correlation"
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Correlation of turnout and vote share (EFT Correlation)"
 
     def _estimate(

@@ -361,6 +361,8 @@ class IntegerPercentages(Method):
     """
 
     name: ClassVar[str] = "integer-percentages"
+    fast: ClassVar[bool] = True
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Integer percentages of turnout and leader share"
     reference: ClassVar[str] = (
         "D. Kobak, S. Shpilkin & M. S. Pshenichnikov (2016), Integer percentages as electoral "
@@ -672,6 +674,7 @@ class IntegerShares(Method):
     """
 
     name: ClassVar[str] = "integer-shares"
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Integer percentages of the leader's share alone"
     reference: ClassVar[str] = IntegerPercentages.reference
 

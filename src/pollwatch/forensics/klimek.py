@@ -410,6 +410,8 @@ class KlimekFingerprint(Method):
     """
 
     name: ClassVar[str] = "klimek-fingerprint"
+    fast: ClassVar[bool] = True
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Election fingerprint (turnout vs leader's share)"
     reference: ClassVar[str] = f"{_PNAS}; {_SCIADV}"
     needs: ClassVar[tuple[str, ...]] = ("registered", "ballots_cast", "valid")

@@ -173,6 +173,8 @@ class ShpilkinEstimate(Method):
     """
 
     name: ClassVar[str] = "shpilkin"
+    fast: ClassVar[bool] = True
+    in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Shpilkin's estimate of anomalous votes for the leader"
     reference: ClassVar[str] = (
         "S. Shpilkin (2009), Statistical study of the results of Russian elections in "

@@ -60,7 +60,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -509,6 +509,8 @@ class RozenasSpikes(Method):
     """
 
     name: ClassVar[str] = "rozenas-spikes"
+    #: the default suite runs fewer resamples, to keep a national election under half a minute
+    suite_parameters: ClassVar[Mapping[str, Any]] = {"replicates": 200, "interval_draws": 200}
     title: ClassVar[str] = "Rozenas resampled kernel density test for coarse vote-share spikes"
     reference: ClassVar[str] = (
         "Arturas Rozenas (2017), 'Detecting Election Fraud from Irregularities in Vote-Share "

@@ -23,8 +23,8 @@ from pollwatch.forensics.base import (
     METHODS,
     MethodNotApplicable,
     MethodResult,
-    all_methods,
     get_method,
+    method_names,
 )
 from pollwatch.forensics.calibration import calibration_summary
 from pollwatch.forensics.digits import benjamini_hochberg
@@ -34,12 +34,6 @@ __all__ = ["RegionalRow", "SuiteReport", "cached_report", "regional_rows", "run_
 
 #: progress(method name, index, total), called before each method runs
 Progress = Callable[[str, int, int], None]
-
-#: Parameters the default suite uses instead of a method's own defaults, to keep a national
-#: election under half a minute; name the method to run it with its own defaults.
-SUITE_PARAMETERS: dict[str, dict[str, Any]] = {
-    "rozenas-spikes": {"replicates": 200, "interval_draws": 200},
-}
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,7 @@ class SuiteReport:
 def _parameters(name: str, seed: int, by_region: bool, default_suite: bool) -> dict[str, Any]:
     cls = METHODS.get(name)
     fields = getattr(cls, "__dataclass_fields__", {})
-    parameters: dict[str, Any] = dict(SUITE_PARAMETERS.get(name, {})) if default_suite else {}
+    parameters: dict[str, Any] = dict(cls.suite_parameters) if default_suite else {}
     if cls.stochastic and "seed" in fields:
         parameters["seed"] = seed
     if by_region and "by_region" in fields:
@@ -101,10 +95,10 @@ def run_suite(
 ) -> SuiteReport:
     """Run methods on one election (see the module docstring).
 
-    Without ``methods`` every registered method runs, with :data:`SUITE_PARAMETERS`.
+    Without ``methods`` the default suite runs: every registered method whose class says
+    ``in_default_suite``, with its ``suite_parameters``.
     """
-    registered = [name for name, _ in all_methods()]  # loads the built-ins
-    names = list(methods) if methods else registered
+    names = list(methods) if methods else list(method_names("in_default_suite"))
     for name in names:
         METHODS.get(name)  # an unknown name fails before anything runs
     digest = election.content_digest()

@@ -69,6 +69,8 @@ class Triage(Method):
     include_special: bool = False
 
     name: ClassVar[str] = "triage"
+    fast: ClassVar[bool] = True
+    scores_stations: ClassVar[bool] = True
     title: ClassVar[str] = "Station triage: a list of stations to check (not a finding)"
     reference: ClassVar[str] = (
         "pollwatch's ranking heuristic, combining regional robust z-scores in the turnout x "

@@ -15,25 +15,11 @@ from pollwatch.reports.html import vendored_script
 from pollwatch.results.model import Election
 
 __all__ = [
-    "COMPARE_METHODS",
     "comparison_rows",
     "method_calibration",
     "render_comparison",
     "short_number",
 ]
-
-#: The methods a comparison runs by default: the ones the forensics literature compares
-#: across countries (fingerprint, integer peaks, turnout-share correlation, digits, Shpilkin).
-COMPARE_METHODS: tuple[str, ...] = (
-    "klimek-fingerprint",
-    "integer-percentages",
-    "integer-shares",
-    "eft-correlation",
-    "eft-lastc",
-    "eft-c05s",
-    "beber-scacco",
-    "shpilkin",
-)
 
 
 def short_number(value: float | None) -> str:

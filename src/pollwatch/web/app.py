@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pollwatch import __version__
 from pollwatch.errors import LimitError, PollwatchError, StoreError
-from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.base import MethodResult, method_names
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.forensics.verdict import Verdict, verdict
 from pollwatch.reports.html import render_report
@@ -142,7 +142,9 @@ class Catalogue:
         digest = election.content_digest()
         loaded.results = views.cached_results(cache, election.id, digest)
         shpilkin = loaded.results.get("shpilkin")
-        missing = [m for m in views.FAST_METHODS if m not in loaded.results]
+        # the methods whose class says ``fast``: the others appear once ``pollwatch analyze``
+        # has cached them
+        missing = [m for m in method_names("fast") if m not in loaded.results]
         if shpilkin is not None and "regions" not in shpilkin.details:
             missing.append("shpilkin")
         if missing:
@@ -575,7 +577,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "regions": regions(loaded),
                 "listing": listing,
                 "charts_json": json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"),
-                "fast_only": not any(m not in views.FAST_METHODS for m in loaded.results),
+                "fast_only": all(m in method_names("fast") for m in loaded.results),
                 "verdict_html": judged(loaded).html(),
             },
         )

@@ -26,7 +26,6 @@ from pollwatch.results.special import special_stations
 from pollwatch.spreadsheet import neutralise_row
 
 __all__ = [
-    "FAST_METHODS",
     "SORT_KEYS",
     "cached_results",
     "compare_rows",
@@ -45,10 +44,6 @@ __all__ = [
 ]
 
 _SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
-
-#: Methods the election page computes when the suite's results are not cached yet (seconds on
-#: a national election); the other methods appear once ``pollwatch analyze`` has cached them.
-FAST_METHODS: tuple[str, ...] = ("triage", "integer-percentages", "klimek-fingerprint", "shpilkin")
 
 #: Sort keys of the station list (prefix ``-`` for descending); ``score`` is the triage rank.
 SORT_KEYS: tuple[str, ...] = ("score", "station_id", "region", "registered", "turnout", "share")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import tempfile
 import time
 from datetime import UTC, datetime
 from importlib import resources
@@ -41,6 +42,7 @@ from pollwatch.results.importers.nist import (
     load_schema,
     validate_report,
 )
+from pollwatch.results.importers.nist.schema import json_path
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
 
 IMPORTER = get_importer("nist-1500-100")
@@ -737,7 +739,7 @@ def test_round_trip_keeps_everything_nist_can_hold(tmp_path: Path) -> None:
     )
     election = make_election(meta, frame)
     path = tmp_path / "out.json"
-    IMPORTER.write(election, path)
+    NistImporter().write(election, path)
     back = IMPORTER.read(path)
     same = [
         "station_id",
@@ -799,14 +801,14 @@ def test_export_is_deterministic_and_atomic(tmp_path: Path) -> None:
 def test_export_refuses_what_fails_the_schema(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pollwatch.results.importers import nist
+    from pollwatch.results.importers.nist import writer
 
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
         document = report()
         del document["Status"]
         return document
 
-    monkeypatch.setattr(nist, "_build_report", broken)
+    monkeypatch.setattr(writer, "_build_report", broken)
     target = tmp_path / "x.json"
     with pytest.raises(SchemaError, match="'Status' is a required property"):
         export_nist(synthetic(3, 2), target)
@@ -859,3 +861,306 @@ def test_signed_adjustment_rows_round_trip(tmp_path: Path) -> None:
         unit.pop("ExternalIdentifier", None)  # without the flag, a negative count is refused
     with pytest.raises(CountError, match="is not a whole count"):
         IMPORTER.read(write(tmp_path, document))
+
+
+# --- bad units: the quarantine -------------------------------------------------------------------
+
+SMITH = ("Election", 0, "Contest", 0, "ContestSelection", 0, "VoteCounts")
+JONES = ("Election", 0, "Contest", 0, "ContestSelection", 1, "VoteCounts")
+
+
+def _damaged_report() -> dict[str, Any]:
+    """The hand-written report with one bad object at each of p2, p3a, p4, p5 and a ghost unit."""
+    document = report()
+    _at(document, JONES)[1]["Count"] = -5  # p2: negative
+    _at(document, SMITH)[6]["Count"] = "100"  # p3a: a string, which the schema refuses
+    del _at(document, SMITH)[10]["Count"]  # p4: missing, which the schema refuses too
+    document["GpUnit"][10]["VotersRegistered"] = -1  # p5 (unpublished): negative registered
+    write_ins = document["Election"][0]["Contest"][0]["ContestSelection"][2]["VoteCounts"]
+    write_ins.append(
+        {"@type": "ElectionResults.VoteCounts", "GpUnitId": "ghost", "Type": "total", "Count": 3}
+    )
+    return document
+
+
+def test_bad_units_are_set_aside_with_pointer_and_reason(tmp_path: Path) -> None:
+    from pollwatch.results.importers.nist.reader import MISSING_COUNT, UNKNOWN_UNIT
+    from pollwatch.results.quarantine import NEGATIVE_COUNT, NOT_WHOLE_NUMBER
+
+    path = write(tmp_path, _damaged_report())
+    election = import_file(path)
+    # p3b stays a station: the combined precinct cp3 is still an aggregate of p3a and p3b
+    assert column(election, "station_id") == ["p1", "p3b"]
+    assert column(election, "Jane Smith") == [300, 70]
+    assert column(election, "John Jones") == [280, 40]
+    assert column(election, "valid") == [585, 110]
+    assert column(election, "ballots_cast") == [610, 120]
+    rows = [(r.cells[0], r.pointer, r.column, r.reason, r.line) for r in election.quarantine]
+    selection = "/Election/0/Contest/0/ContestSelection"
+    assert rows == [
+        ("p2", f"{selection}/1/VoteCounts/1", "Count", NEGATIVE_COUNT, 0),
+        ("p3a", f"{selection}/0/VoteCounts/6", "Count", NOT_WHOLE_NUMBER, 0),
+        ("p4", f"{selection}/0/VoteCounts/10", "Count", MISSING_COUNT, 0),
+        ("p5", "/GpUnit/10", "VotersRegistered", NEGATIVE_COUNT, 0),
+        ("ghost", f"{selection}/2/VoteCounts/2", "GpUnitId", UNKNOWN_UNIT, 0),
+    ]
+    p2 = election.quarantine.rows[0]
+    assert p2.cells == (
+        "p2",
+        "Count=-5",
+        "Jane Smith election-day=150",
+        "Jane Smith absentee=60",
+        "John Jones total=-5",
+        "Write-in total=3",
+    )
+    assert p2.detail.startswith("$.Election[0].Contest[0].ContestSelection[1].VoteCounts[1].Count")
+    assert p2.source == str(path)
+    assert election.quarantine.rows[2].cells[1] == "Count=missing"
+    assert election.quarantine.rows_checked >= len(election) + 5
+    assert election.summary().set_aside == 5
+    assert "2 negative count" in election.quarantine.one_line()
+
+
+def test_strict_fails_on_the_first_bad_object_as_before(tmp_path: Path) -> None:
+    document = report()
+    _at(document, JONES)[1]["Count"] = -5
+    _at(document, SMITH)[6]["Count"] = 12.5
+    path = write(tmp_path, document)
+    with pytest.raises(CountError) as caught:
+        import_file(path, strict=True)
+    message = str(caught.value)
+    assert "\n" not in message
+    # every bad number is named before a negative one, as pollwatch always did
+    assert "$.Election[0].Contest[0].ContestSelection[0].VoteCounts[6].Count: 12.5" in message
+    with pytest.raises(SchemaError, match=r"VoteCounts\[6\]\.Count: '100' is not of type"):
+        import_file(write(tmp_path, _damaged_report(), "damaged.json"), strict=True)
+    assert len(import_file(path).quarantine) == 2
+
+
+def test_a_selection_naming_an_unknown_candidate_sets_its_units_aside(tmp_path: Path) -> None:
+    from pollwatch.results.importers.nist.reader import UNKNOWN_CANDIDATE
+
+    document = report()
+    nobody = copy.deepcopy(document["Election"][0]["Contest"][0]["ContestSelection"][2])
+    nobody.update({"@id": "s-nobody", "CandidateIds": ["c-nobody"], "IsWriteIn": False})
+    nobody["VoteCounts"] = _counts(("p4", "total", 9))
+    document["Election"][0]["Contest"][0]["ContestSelection"].append(nobody)
+    election = import_file(write(tmp_path, document))
+    assert column(election, "station_id") == ["p1", "p2", "p3a", "p3b", "p5"]
+    assert [c.name for c in election.meta.candidates] == ["Jane Smith", "John Jones", "Write-in"]
+    (row,) = election.quarantine.rows
+    assert (row.cells[0], row.reason, row.column) == ("p4", UNKNOWN_CANDIDATE, "CandidateIds")
+    assert row.pointer == "/Election/0/Contest/0/ContestSelection/3/CandidateIds/0"
+    assert "candidate 'c-nobody' is not in the Election" in row.detail
+    with pytest.raises(FormatError, match="candidate 'c-nobody'"):
+        import_file(write(tmp_path, document), strict=True)
+
+
+def test_bad_counts_of_another_contest_are_not_read(tmp_path: Path) -> None:
+    document = report()
+    measure = document["Election"][0]["Contest"][1]["ContestSelection"][0]["VoteCounts"]
+    measure[0]["Count"] = -7
+    election = import_file(write(tmp_path, document))
+    assert len(election.quarantine) == 0
+    assert election.totals() == {"Jane Smith": 800, "John Jones": 680, "Write-in": 8}
+
+
+def test_a_report_of_the_wrong_shape_still_fails_as_a_whole(tmp_path: Path) -> None:
+    document = _damaged_report()
+    document["GpUnit"][2]["Type"] = "shire"
+    with pytest.raises(SchemaError, match=r"\$\.GpUnit\[2\]\.Type: 'shire' is not one of"):
+        import_file(write(tmp_path, document))
+    with pytest.raises(SchemaError, match="root is a JSON list"):
+        import_file(write(tmp_path, [report()]), importer="nist-1500-100")
+    every = report()
+    for selection in every["Election"][0]["Contest"][0]["ContestSelection"]:
+        for count in selection["VoteCounts"]:
+            count["Count"] = -1
+    for unit in every["GpUnit"]:
+        if "VotersRegistered" in unit:
+            unit["VotersRegistered"] = -1
+    with pytest.raises(FormatError, match="every row was set aside"):
+        import_file(write(tmp_path, every))
+
+
+def test_the_store_and_the_cli_keep_the_pointers(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pollwatch.cli import main
+    from pollwatch.results.store import ElectionStore
+
+    path = write(tmp_path, _damaged_report())
+    election = import_file(path)
+    store = ElectionStore(tmp_path / "store")
+    store.save(election)
+    assert store.quarantine(election.id) == election.quarantine
+    assert store.quarantine(election.id).rows[3].pointer == "/GpUnit/10"
+
+    assert main(["import", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "set aside 5 rows of" in out
+    assert main(["show", "us-2024-president", "--quarantine"]) == 0
+    out = capsys.readouterr().out
+    assert "object" in out and "/GpUnit/10" in out and "negative count" in out
+    assert main(["show", "us-2024-president", "--quarantine", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [row["pointer"] for row in rows][3] == "/GpUnit/10"
+    assert main(["import", str(path), "--id", "strict-one", "--strict"]) != 0
+    assert "strict-one" not in capsys.readouterr().out
+
+
+# Each kind of bad unit the property test mixes in, and the reason it must be set aside for.
+BAD_KINDS = {
+    "negative": "negative count",
+    "fraction": "not a whole number",
+    "string": "not a whole number",
+    "boolean": "not a whole number",
+    "huge": "not a whole number",
+    "missing": "missing count",
+    "unknown-unit": "unknown unit",
+    "unknown-candidate": "unknown candidate",
+    "registered-negative": "negative count",
+    "registered-fraction": "not a whole number",
+    "ballots-negative": "negative count",
+    "overvotes-negative": "negative count",
+}
+BAD_VALUES = {"negative": -4, "fraction": 12.5, "string": "12", "boolean": True, "huge": 2.0**60}
+
+
+def _mix_bad_units(
+    document: dict[str, Any], bad: list[tuple[str, int, int]]
+) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """Add a bad unit per ``(kind, GpUnit position, count position)``; {unit id: (reason,
+    path of the object it must be set aside for)} (paths found after all the inserts)."""
+    election = document["Election"][0]
+    contest = election["Contest"][0]
+    selections = contest["ContestSelection"]
+    candidates = list(selections)  # the selections of listed candidates, before any is added
+    root = document["GpUnit"][0]
+    expected: dict[str, tuple[str, str]] = {}
+    for number, (kind, unit_position, count_position) in enumerate(bad):
+        unit_id = f"bad-{number}"
+        if kind != "unknown-unit":
+            unit = {
+                "@id": unit_id,
+                "@type": "ElectionResults.ReportingUnit",
+                "Type": "precinct",
+                "VotersRegistered": 900,
+                "VotersParticipated": 500,
+            }
+            if kind == "registered-negative":
+                unit["VotersRegistered"] = -3
+            elif kind == "registered-fraction":
+                unit["VotersRegistered"] = 2.5
+            document["GpUnit"].insert(1 + unit_position % len(document["GpUnit"]), unit)
+            root["ComposingGpUnitIds"].append(unit_id)
+        entries: list[dict[str, Any]] = []
+        for selection in candidates:
+            entry: dict[str, Any] = {
+                "@type": "ElectionResults.VoteCounts",
+                "GpUnitId": unit_id,
+                "Type": "total",
+                "Count": 100,
+            }
+            counts = selection["VoteCounts"]
+            counts.insert(count_position % (len(counts) + 1), entry)
+            entries.append(entry)
+        if kind in BAD_VALUES:
+            entries[number % len(entries)]["Count"] = BAD_VALUES[kind]
+        elif kind == "missing":
+            del entries[number % len(entries)]["Count"]
+        elif kind == "unknown-candidate":
+            selection = {
+                "@id": f"s-nobody-{number}",
+                "@type": "ElectionResults.CandidateSelection",
+                "CandidateIds": [f"c-nobody-{number}"],
+                "VoteCounts": [{**entries[0], "Count": 7}],
+            }
+            selections.append(selection)
+        elif kind == "ballots-negative":
+            election.setdefault("BallotCounts", []).append(
+                {"@type": "ElectionResults.BallotCounts", "GpUnitId": unit_id, "Type": "total",
+                 "BallotsCast": -1}
+            )  # fmt: skip
+        elif kind == "overvotes-negative":
+            contest.setdefault("OtherCounts", []).append(
+                {"@type": "ElectionResults.OtherCounts", "GpUnitId": unit_id, "Overvotes": -2}
+            )
+        expected[unit_id] = (BAD_KINDS[kind], kind)
+    return {
+        unit_id: (reason, _object_of(document, unit_id, kind))
+        for unit_id, (reason, kind) in expected.items()
+    }
+
+
+def _object_of(document: dict[str, Any], unit_id: str, kind: str) -> tuple[Any, ...]:
+    """Where the bad object of ``unit_id`` ended up."""
+    election = document["Election"][0]
+    contest = election["Contest"][0]
+    if kind.startswith("registered"):
+        (index,) = [i for i, u in enumerate(document["GpUnit"]) if u["@id"] == unit_id]
+        return ("GpUnit", index)
+    if kind == "ballots-negative":
+        (index,) = [i for i, b in enumerate(election["BallotCounts"]) if b["GpUnitId"] == unit_id]
+        return ("Election", 0, "BallotCounts", index)
+    if kind == "overvotes-negative":
+        (index,) = [i for i, o in enumerate(contest["OtherCounts"]) if o["GpUnitId"] == unit_id]
+        return ("Election", 0, "Contest", 0, "OtherCounts", index)
+    if kind == "unknown-candidate":
+        (index,) = [
+            i
+            for i, s in enumerate(contest["ContestSelection"])
+            if s.get("CandidateIds", [""])[0].startswith("c-nobody")
+            and s["VoteCounts"][0]["GpUnitId"] == unit_id
+        ]
+        return ("Election", 0, "Contest", 0, "ContestSelection", index, "CandidateIds", 0)
+    for si, selection in enumerate(contest["ContestSelection"]):
+        for vi, count in enumerate(selection["VoteCounts"]):
+            if count["GpUnitId"] == unit_id and (
+                kind == "unknown-unit" or count.get("Count", "missing") != 100
+            ):
+                return ("Election", 0, "Contest", 0, "ContestSelection", si, "VoteCounts", vi)
+    raise AssertionError(f"no bad object of {unit_id}")
+
+
+def _json_pointer(parts: tuple[Any, ...]) -> str:
+    return "".join(f"/{part}" for part in parts)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bad=st.lists(
+        st.tuples(st.sampled_from(sorted(BAD_KINDS)), st.integers(0, 60), st.integers(0, 60)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_every_good_unit_arrives_and_every_bad_one_is_in_the_quarantine(
+    bad: list[tuple[str, int, int]],
+) -> None:
+    """Mix bad units into an exported report: the good ones read as before, the bad ones are
+    set aside with the pointer of their object and their reason, and strict refuses the file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        good_path = folder / "good.json"
+        export_nist(synthetic(12, 3), good_path, generated=datetime(2024, 3, 18, tzinfo=UTC))
+        clean = import_file(good_path)
+        document = json.loads(good_path.read_text("utf-8"))
+        expected = _mix_bad_units(document, bad)
+        mixed = write(folder, document, "mixed.json")
+
+        election = import_file(mixed)
+        assert election.stations.equals(clean.stations)
+        assert election.totals() == clean.totals()
+        found = {row.cells[0]: (row.reason, row.pointer) for row in election.quarantine}
+        assert found == {
+            unit_id: (reason, _json_pointer(parts)) for unit_id, (reason, parts) in expected.items()
+        }
+        assert election.quarantine.rows_checked >= len(clean) + len(expected)
+
+        with pytest.raises(InputError) as caught:
+            import_file(mixed, strict=True)
+        message = str(caught.value)
+        assert "\n" not in message
+        named = [json_path(parts) for _, parts in expected.values()]
+        assert any(path in message for path in named), message

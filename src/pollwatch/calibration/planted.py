@@ -16,9 +16,6 @@ One code path for ``pollwatch simulate --inject`` and ``pollwatch demo``:
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pollwatch.calibration.injectors import INJECTORS, Injector, Labels, compose
+from pollwatch.fileio import atomic_write_json
 from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import PLANTED_DEFINITION, Election
 from pollwatch.results.store import ElectionStore, check_election_id
@@ -136,14 +134,7 @@ def save_planted(
         return outcome, None
     folder = store.root / planted.election.id
     target = folder / INJECTIONS_FILE
-    partial = folder / f".{INJECTIONS_FILE}.{uuid.uuid4().hex[:8]}.part"
-    text = json.dumps(planted.record(), ensure_ascii=False, indent=2)
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    atomic_write_json(target, planted.record(), ensure_ascii=False, indent=2)
     return outcome, target
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -21,12 +20,13 @@ from pollwatch.evidence.archive import EvidenceArchive, local_address
 from pollwatch.evidence.bundle import TrustStore, export_bundle, verify_bundle
 from pollwatch.evidence.checkpoint import Signer, Verifier, Witness, generate_cosigner
 from pollwatch.evidence.fsck import FsckReport, fsck, repair
-from pollwatch.settings import Settings
+from pollwatch.fileio import atomic_write, atomic_write_text
+
+from .state import console, err_console
+from .state import settings as _settings
 
 __all__ = ["evidence_app"]
 
-console = Console()
-err_console = Console(stderr=True)
 
 evidence_app = typer.Typer(
     help="Tamper-evident evidence archive: add files, prove, export and verify bundles.",
@@ -34,14 +34,6 @@ evidence_app = typer.Typer(
 )
 witness_app = typer.Typer(help="Act as a witness: cosign another archive's checkpoints.")
 evidence_app.add_typer(witness_app, name="witness")
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    from pollwatch.cli import State
-
-    state = ctx.find_root().obj
-    assert isinstance(state, State)
-    return state.settings
 
 
 def _archive(ctx: typer.Context) -> EvidenceArchive:
@@ -129,19 +121,15 @@ def get_command(
 ) -> None:
     """Copy an item out of the archive; the access is logged first."""
     settings = _settings(ctx)
-    with _archive(ctx) as archive:
-        partial = output.with_name(f".{output.name}.part")
-        try:
-            with (
-                archive.open_item(
-                    item, actor=settings.actor, address=local_address(), reason=reason
-                ) as stream,
-                partial.open("wb") as target,
-            ):
-                shutil.copyfileobj(stream, target)
-            partial.replace(output)
-        finally:
-            partial.unlink(missing_ok=True)
+    # the item is verified when its stream closes, before the copy replaces the output
+    with (
+        _archive(ctx) as archive,
+        atomic_write(output) as target,
+        archive.open_item(
+            item, actor=settings.actor, address=local_address(), reason=reason
+        ) as stream,
+    ):
+        shutil.copyfileobj(stream, target)
     console.print(f"wrote {output} (access recorded)")
 
 
@@ -420,8 +408,7 @@ def witness_init(
     keys = [Verifier.from_string(k).to_string() for k in log_key]
     skey, vkey = generate_cosigner(name)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "witness.key").write_text(skey + "\n", encoding="utf-8")
-    (folder / "witness.key").chmod(0o600)
+    atomic_write_text(folder / "witness.key", skey + "\n", permissions=0o600)  # never readable
     (folder / "witness.pub").write_text(vkey + "\n", encoding="utf-8")
     (folder / "logs.txt").write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
     console.print(f"witness {name} created; its verifier key: {vkey}", soft_wrap=True, markup=False)

@@ -11,28 +11,21 @@ order, and their labels (affected stations, ballots added, votes moved) are writ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from pollwatch.calibration.planted import INJECTIONS_FILE, PlantedElection, plant, save_planted
 from pollwatch.errors import PollwatchError, StoreError
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore, check_election_id
-from pollwatch.settings import Settings, load_settings
+from pollwatch.settings import Settings
+
+from .state import console, err_console
+from .state import settings as _settings
 
 __all__ = ["INJECTIONS_FILE", "parse_injection", "print_planted", "register"]
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    state: Any = ctx.find_root().obj
-    settings = getattr(state, "settings", None)
-    return settings if isinstance(settings, Settings) else load_settings()
 
 
 def parse_injection(text: str) -> tuple[str, float, float]:

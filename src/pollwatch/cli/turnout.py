@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from pollwatch.errors import PollwatchError
 from pollwatch.results.store import ElectionStore
-from pollwatch.settings import Settings, load_settings
 from pollwatch.turnout import (
     LEVELS,
     load_region_mapping,
@@ -26,15 +24,10 @@ from pollwatch.turnout import (
     turnout_series,
 )
 
+from .state import console
+from .state import settings as _settings
+
 __all__ = ["register", "turnout_command"]
-
-console = Console()
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    state: Any = ctx.find_root().obj
-    settings = getattr(state, "settings", None)
-    return settings if isinstance(settings, Settings) else load_settings()
 
 
 def turnout_command(

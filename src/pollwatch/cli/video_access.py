@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
-from pollwatch.settings import Settings
 from pollwatch.spreadsheet import neutralise_row
 from pollwatch.video.accounts import (
     ANONYMOUS,
@@ -32,10 +30,12 @@ from pollwatch.video.audit import AuditLog
 from pollwatch.video.policy import DEFAULT_POLICY, PlaybackRequest, Policy, load_policy
 from pollwatch.video.segments import parse_time
 
+from .state import settings as _settings
+from .state import unfolded_console as console
+from .state import unfolded_err_console as err_console
+
 __all__ = ["register"]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 user_app = typer.Typer(help="Local accounts for playback (roles, observers' regions).")
 token_app = typer.Typer(help="API bearer tokens (shown once, stored hashed, revocable).")
@@ -49,14 +49,6 @@ def register(video_app: typer.Typer) -> None:
     video_app.add_typer(token_app, name="token")
     video_app.add_typer(policy_app, name="policy")
     video_app.add_typer(audit_app, name="audit")
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    from pollwatch.cli import State
-
-    state = ctx.find_root().obj
-    assert isinstance(state, State)
-    return state.settings
 
 
 def _accounts(ctx: typer.Context) -> AccountStore:

@@ -11,25 +11,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive, local_address
-from pollwatch.settings import Settings
+
+from .state import console
+from .state import settings as _settings
 
 __all__ = ["register"]
-
-console = Console()
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    from pollwatch.cli import State
-
-    state = ctx.find_root().obj
-    assert isinstance(state, State)
-    return state.settings
 
 
 def _size(count: int) -> str:

@@ -17,13 +17,12 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from pollwatch.errors import EvidenceError, VideoError
 from pollwatch.evidence.archive import EvidenceArchive
-from pollwatch.settings import Settings
+from pollwatch.fileio import atomic_write_text
 from pollwatch.video.folders import private_folder
 from pollwatch.video.manifest import (
     CameraSource,
@@ -36,10 +35,11 @@ from pollwatch.video.recorder import Recorder, RecorderNotice
 from pollwatch.video.segments import GAP_TOLERANCE, Segment, VideoIndex, format_time
 from pollwatch.video.simulator import SimulatedCamera, generate_clip
 
-__all__ = ["register"]
+from .state import settings as _settings
+from .state import unfolded_console as console
+from .state import unfolded_err_console as err_console
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+__all__ = ["register"]
 
 
 def register(video_app: typer.Typer) -> None:
@@ -49,14 +49,6 @@ def register(video_app: typer.Typer) -> None:
     video_app.command("segments")(segments_command)
     video_app.command("timeline")(timeline_command)
     video_app.command("verify-chain")(verify_chain_command)
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    from pollwatch.cli import State
-
-    state = ctx.find_root().obj
-    assert isinstance(state, State)
-    return state.settings
 
 
 def _short_time(moment: datetime) -> str:
@@ -238,9 +230,7 @@ def simulate_camera_command(
             lines = [f'[station]\nid = "{station}"\nname = "simulated"\n']
             for number, camera in enumerate(running, start=1):
                 lines.append(f'[[cameras]]\nid = "cam{number:03d}"\nurl = "{camera.url}"\n')
-            partial = manifest_out.with_name(f".{manifest_out.name}.part")
-            partial.write_text("\n".join(lines), encoding="utf-8")
-            partial.replace(manifest_out)
+            atomic_write_text(manifest_out, "\n".join(lines))
             err_console.print(f"manifest written to {manifest_out}")
         for camera in running:
             console.print(camera.url)

@@ -6,26 +6,17 @@ from the root command's state (``--home``, ``--mirror``).
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from pollwatch.settings import Settings, load_settings
+from pollwatch.fileio import atomic_write_text
+
+from .state import console, err_console
+from .state import settings as _settings
 
 __all__ = ["register"]
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    state: Any = ctx.find_root().obj
-    settings = getattr(state, "settings", None)
-    return settings if isinstance(settings, Settings) else load_settings()
 
 
 def serve_command(
@@ -68,13 +59,7 @@ def report_command(
         suite = run_suite(election, seed=seed, cache_dir=settings.analysis_dir)
     page = render_report(election, check_protocols(election), suite)
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, output)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    atomic_write_text(output, page)
     console.print(
         f"wrote {output} ({len(suite.results)} methods, {len(suite.skipped)} skipped, "
         f"{len(page) / 1e6:.1f} MB)"

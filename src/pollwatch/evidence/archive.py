@@ -70,6 +70,7 @@ from pollwatch.evidence.checkpoint import (
 )
 from pollwatch.evidence.log import EvidenceLog, canonical_json
 from pollwatch.evidence.objects import FilesystemBackend, ObjectBackend
+from pollwatch.fileio import atomic_write_bytes
 
 __all__ = ["CustodyEvent", "EvidenceArchive", "ItemRecord", "StoredCheckpoint", "now_utc"]
 
@@ -524,16 +525,18 @@ class EvidenceArchive:
                 )
             note = existing
         else:
-            _write_atomic(target, note.encode("utf-8"))
+            atomic_write_bytes(target, note.encode("utf-8"))
         self.log.check(size, root)  # seals the log at the new checkpoint: the next open is cheap
         digest = hashlib.sha256(checkpoint.body().encode("utf-8")).digest()
         for url in timestamp_authorities:
             token = request_timestamp(url, digest, timeout=timeout, trusted_certs=tsa_trusted_certs)
             number = len(list((self.folder / "timestamps").glob(f"{size}-*.tsr")))
-            _write_atomic(self.folder / "timestamps" / f"{size}-{number}.tsr", token.der)
+            atomic_write_bytes(self.folder / "timestamps" / f"{size}-{number}.tsr", token.der)
             certificates = _certificates_pem(token.der)
             if certificates:
-                _write_atomic(self.folder / "timestamps" / f"{size}-{number}.tsa.pem", certificates)
+                atomic_write_bytes(
+                    self.folder / "timestamps" / f"{size}-{number}.tsa.pem", certificates
+                )
         return self.checkpoint(size)
 
     def checkpoint_sizes(self) -> list[int]:
@@ -574,8 +577,8 @@ class EvidenceArchive:
         known = keys.read_text("utf-8").splitlines() if keys.is_file() else []
         key = witness.verifier().to_string()
         if key not in known:
-            _write_atomic(keys, "".join(f"{k}\n" for k in [*known, key]).encode("utf-8"))
-        _write_atomic(
+            atomic_write_bytes(keys, "".join(f"{k}\n" for k in [*known, key]).encode("utf-8"))
+        atomic_write_bytes(
             self.folder / "checkpoints" / f"{stored.checkpoint.size}.note", note.encode("utf-8")
         )
         return self.checkpoint(stored.checkpoint.size)
@@ -631,15 +634,6 @@ def _refusal(error: VerificationError) -> VerificationError:
 _ITEM_KEYS = frozenset(
     {"kind", "index", "extra"} | (set(ItemRecord.__dataclass_fields__) - {"index", "extra"})
 )
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    partial = target.with_name(f".{target.name}.part")
-    with partial.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, target)
 
 
 def _certificates_pem(token_der: bytes) -> bytes:

@@ -31,9 +31,7 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import tempfile
-import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +52,7 @@ from pollwatch.evidence.checkpoint import (
     verify_cosigned,
 )
 from pollwatch.evidence.merkle import leaf_hash, verify_inclusion
+from pollwatch.fileio import atomic_path
 
 __all__ = ["BundleCheck", "BundleReport", "TrustStore", "export_bundle", "verify_bundle"]
 
@@ -196,51 +195,52 @@ def export_bundle(
     output = Path(output)
     for record in {r.sha256: r for r in records}.values():
         _check_object(archive, record, output)
-    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        partial.open("xb").close()
-    except OSError as error:
-        raise EvidenceError(
-            f"cannot write the bundle {output}: {error.strerror or error}; nothing was exported, "
-            "logged or signed",
-            hint="choose an output path in a writable folder",
-        ) from None
-    logged = False
-    try:
-        archive.record_custody(
-            "export",
-            shas,
-            actor=actor,
-            address=address,
-            reason=reason,
-            details={"bundle": output.name},
-        )
-        logged = True
-        return _export(
-            archive,
-            records,
-            shas,
-            output,
-            partial,
-            timestamp_authorities=timestamp_authorities,
-            tsa_trusted_certs=tsa_trusted_certs,
-            witnesses=witnesses,
-            entries=entries,
-        )
-    except BaseException as error:
-        if logged:
-            _record_failure(archive, shas, output, error, actor=actor, address=address)
-        if isinstance(error, OSError):
+    with contextlib.ExitStack() as writing:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            # the temporary file beside the output is made first: a folder that cannot take it
+            # is refused before anything is logged
+            partial = writing.enter_context(atomic_path(output))
+        except OSError as error:
             raise EvidenceError(
-                f"cannot write the bundle {output}: {error.strerror or error}; the export was "
-                "logged, and so was its failure",
-                hint="free disk space or choose another output path, then export again",
+                f"cannot write the bundle {output}: {error.strerror or error}; nothing was "
+                "exported, logged or signed",
+                hint="choose an output path in a writable folder",
             ) from None
-        raise
-    finally:
-        if partial.exists():
-            partial.unlink()
+        logged = False
+        try:
+            archive.record_custody(
+                "export",
+                shas,
+                actor=actor,
+                address=address,
+                reason=reason,
+                details={"bundle": output.name},
+            )
+            logged = True
+            report = _export(
+                archive,
+                records,
+                shas,
+                output,
+                partial,
+                timestamp_authorities=timestamp_authorities,
+                tsa_trusted_certs=tsa_trusted_certs,
+                witnesses=witnesses,
+                entries=entries,
+            )
+            writing.close()  # the verified bundle replaces the output (fsync'd)
+            return report
+        except BaseException as error:
+            if logged:
+                _record_failure(archive, shas, output, error, actor=actor, address=address)
+            if isinstance(error, OSError):
+                raise EvidenceError(
+                    f"cannot write the bundle {output}: {error.strerror or error}; the export "
+                    "was logged, and so was its failure",
+                    hint="free disk space or choose another output path, then export again",
+                ) from None
+            raise
 
 
 def _check_object(archive: EvidenceArchive, record: Any, output: Path) -> None:
@@ -296,7 +296,7 @@ def _export(
     witnesses: Sequence[Witness],
     entries: Sequence[int],
 ) -> BundleReport:
-    """Sign, prove and write the bundle of an export that is logged already."""
+    """Sign, prove and write to ``partial`` the bundle of an export that is logged already."""
     stored = archive.sign_checkpoint(
         timestamp_authorities=timestamp_authorities, tsa_trusted_certs=tsa_trusted_certs
     )
@@ -385,7 +385,6 @@ def _export(
             f"the bundle written does not verify: {failure.name}: {failure.detail}",
             hint="the archive may be damaged; run 'pollwatch evidence verify'",
         )
-    os.replace(partial, output)
     return BundleReport(path=str(output), checks=report.checks, warnings=report.warnings)
 
 

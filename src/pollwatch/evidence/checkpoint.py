@@ -53,7 +53,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -68,6 +67,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pollwatch.errors import EvidenceError, VerificationError
+from pollwatch.fileio import atomic_write_json
 
 __all__ = [
     "KEY_TYPE_COSIGNATURE_V1",
@@ -940,24 +940,9 @@ class _JsonState(MutableMapping[str, tuple[int, bytes]]):
             },
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".witness-", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(payload, stream, indent=2, sort_keys=True)
-                stream.write("\n")
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-        with contextlib.suppress(OSError):  # folders cannot be opened on every platform
-            folder = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+        atomic_write_json(
+            self.path, payload, indent=2, sort_keys=True, trailing_newline=True, permissions=0o600
+        )
 
     def __getitem__(self, origin: str) -> tuple[int, bytes]:
         return self._data[origin]

@@ -46,11 +46,11 @@ from pollwatch.errors import EvidenceError, VerificationError
 from pollwatch.evidence.checkpoint import Checkpoint, Verifier, verify_checkpoint
 from pollwatch.evidence.log import (
     LogInspection,
-    _fsync_directory,
     inspect_log,
     missing_entries_error,
 )
 from pollwatch.evidence.merkle import MerkleTree
+from pollwatch.fileio import fsync_directory
 
 __all__ = ["Finding", "FsckReport", "RepairResult", "fsck", "repair"]
 
@@ -758,8 +758,8 @@ def repair(
                 os.rename(source, target)
             except FileNotFoundError:
                 continue  # gone meanwhile: the statement lists it; the next fsck will not
-            _fsync_directory(source.parent)
-            _fsync_directory(target.parent)
+            fsync_directory(source.parent)
+            fsync_directory(target.parent)
             moved.append(move)
         _restore_named_objects(archive, folder, moved)
     return RepairResult(

@@ -75,6 +75,7 @@ from typing import Any
 
 from pollwatch.errors import EvidenceError, VerificationError
 from pollwatch.evidence.merkle import HASH_SIZE, MerkleTree, leaf_hash
+from pollwatch.fileio import atomic_write_json, fsync_directory
 
 __all__ = [
     "DATA_MAGIC",
@@ -226,15 +227,6 @@ def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
         written = os.pwrite(fd, view, offset)
         view = view[written:]
         offset += written
-
-
-def _fsync_directory(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class _RecordReader:
@@ -454,7 +446,7 @@ class EvidenceLog:
             os.fsync(out)
         finally:
             os.close(out)
-        _fsync_directory(folder)
+        fsync_directory(folder)
         return str(target)
 
     def _recover(self) -> Recovery:
@@ -471,7 +463,7 @@ class EvidenceLog:
             _write_all(self._index_fd, INDEX_MAGIC, 0)
             os.ftruncate(self._index_fd, len(INDEX_MAGIC))
             os.fsync(self._index_fd)
-            _fsync_directory(self.folder)
+            fsync_directory(self.folder)
             return Recovery()
         if _pread_exact(self._data_fd, len(DATA_MAGIC), 0) != DATA_MAGIC:
             raise VerificationError(
@@ -914,14 +906,8 @@ class EvidenceLog:
             else [seal.checkpoint[0], seal.checkpoint[1].hex()],
             "sealed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        target = self.folder / SEAL_FILE
-        partial = self.folder / f".{SEAL_FILE}.{os.getpid()}-{time.time_ns()}.part"
-        try:
-            partial.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
-            os.replace(partial, target)
-        except OSError:
-            with contextlib.suppress(OSError):
-                partial.unlink()
+        with contextlib.suppress(OSError):
+            atomic_write_json(self.folder / SEAL_FILE, value, indent=1, trailing_newline=True)
 
     def _verify_files(self, first: int = 0) -> tuple[int, bytes]:
         """Walk the data file against the index from entry ``first`` (which this instance has

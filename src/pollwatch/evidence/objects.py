@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pollwatch.errors import EvidenceError, VerificationError
+from pollwatch.fileio import fsync_directory
 from pollwatch.registry import Registry
 
 __all__ = [
@@ -174,16 +175,6 @@ BACKENDS: Registry[type[ObjectBackend]] = Registry("object backend", "pollwatch.
 """Object store backends by name; ``filesystem`` is built in."""
 
 
-def _fsync_directory(path: Path) -> None:
-    # A rename or link is durable only once its directory entry is on disk.
-    with contextlib.suppress(OSError):  # some filesystems cannot open directories
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _read_into(stream: BinaryIO, buffer: bytearray) -> int:
     readinto = getattr(stream, "readinto", None)
     if readinto is not None:
@@ -262,8 +253,9 @@ class FilesystemBackend(ObjectBackend):
                 except OSError:
                     if not final.exists():  # a filesystem without hard links
                         os.replace(temporary_path, final)
-                _fsync_directory(final.parent)
-                _fsync_directory(final.parent.parent)
+                # a link is durable only once its directory entry is on disk
+                fsync_directory(final.parent)
+                fsync_directory(final.parent.parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary_path.unlink()

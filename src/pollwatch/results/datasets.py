@@ -15,17 +15,16 @@ URL with the same bytes, so they are ``mirror_only`` and say where their upstrea
 from __future__ import annotations
 
 import hashlib
-import os
 import tomllib
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from pollwatch.errors import DatasetError
+from pollwatch.fileio import atomic_write
 from pollwatch.registry import Registry
 from pollwatch.results.importers.base import import_file
 from pollwatch.results.importers.limits import ImportLimits
@@ -150,13 +149,13 @@ def fetch(
     assert dataset.url is not None
     target = settings.datasets_cache / dataset.folder / dataset.filename
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
     digest = hashlib.sha256()
     try:
         request = urllib.request.Request(dataset.url, headers={"User-Agent": "pollwatch"})
+        # a download that fails or fails its checksum leaves the cache as it was
         with (
             urllib.request.urlopen(request, timeout=timeout) as response,
-            partial.open("wb") as out,
+            atomic_write(target) as out,
         ):
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else dataset.size
@@ -167,14 +166,13 @@ def fetch(
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
-        if digest.hexdigest() != dataset.sha256:
-            raise DatasetError(
-                f"dataset {dataset.name!r}: download from {dataset.url} has checksum "
-                f"{digest.hexdigest()[:16]}..., expected {dataset.sha256[:16]}...",
-                hint="the source changed or the transfer was damaged; nothing was kept",
-                reason=f"the download from {dataset.url} fails its checksum",
-            )
-        os.replace(partial, target)
+            if digest.hexdigest() != dataset.sha256:
+                raise DatasetError(
+                    f"dataset {dataset.name!r}: download from {dataset.url} has checksum "
+                    f"{digest.hexdigest()[:16]}..., expected {dataset.sha256[:16]}...",
+                    hint="the source changed or the transfer was damaged; nothing was kept",
+                    reason=f"the download from {dataset.url} fails its checksum",
+                )
         return target
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
@@ -184,9 +182,6 @@ def fetch(
             reason=f"cannot download {dataset.url} ({reason}; without network, set "
             "POLLWATCH_DATA_MIRROR)",
         ) from None
-    finally:
-        if partial.exists():
-            partial.unlink()
 
 
 def import_dataset(

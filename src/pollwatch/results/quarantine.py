@@ -29,10 +29,10 @@ This module imports nothing from the rest of pollwatch but :mod:`pollwatch.error
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -55,6 +55,7 @@ __all__ = [
     "is_collecting",
     "number_lines",
     "set_aside",
+    "set_aside_objects",
     "strict",
 ]
 
@@ -83,6 +84,9 @@ class QuarantinedRow:
     groupable phrase (``"not a whole number"``); ``detail`` the one-line message a strict import
     raises for it; ``cells`` the row's raw cells, bounded (:data:`MAX_CELLS` cells of at most
     :data:`MAX_CELL_CHARACTERS` characters); ``source`` the file (or zip member) it came from.
+    A source without lines (an NIST JSON report) names the object set aside by ``pointer``, a
+    JSON pointer (RFC 6901, e.g. ``/Election/0/Contest/0/ContestSelection/1/VoteCounts/7``);
+    its ``line`` is 0 and ``column`` the member whose check failed.
     """
 
     line: int
@@ -91,10 +95,12 @@ class QuarantinedRow:
     cells: tuple[str, ...] = ()
     detail: str = ""
     source: str = ""
+    pointer: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary (round trips through :meth:`from_dict`)."""
-        return {
+        """A JSON-ready dictionary (round trips through :meth:`from_dict`); ``pointer`` only
+        when there is one, so rows of tables are stored as they always were."""
+        data: dict[str, Any] = {
             "line": self.line,
             "column": self.column,
             "reason": self.reason,
@@ -102,6 +108,9 @@ class QuarantinedRow:
             "cells": list(self.cells),
             "source": self.source,
         }
+        if self.pointer:
+            data["pointer"] = self.pointer
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QuarantinedRow:
@@ -114,6 +123,7 @@ class QuarantinedRow:
             cells=tuple(str(c) for c in data.get("cells", ())),
             detail=str(data.get("detail", "")),
             source=str(data.get("source", "")),
+            pointer=str(data.get("pointer", "")),
         )
 
 
@@ -308,6 +318,25 @@ def set_aside(
         )
     collector.note(where, frame.height, picked.height)
     return frame.filter(~mask)
+
+
+def set_aside_objects(records: Sequence[QuarantinedRow], *, where: str, checked: int) -> None:
+    """Add objects of a source without lines (a JSON report's units) to the open quarantine.
+
+    The counterpart of :func:`set_aside` for documents: the importer finds the bad objects
+    itself and describes each as a :class:`QuarantinedRow` with its ``pointer``; their cells are
+    bounded like a row's. ``checked`` is how many objects the check saw, the bad ones included.
+    Only while a quarantine is being collected (:func:`is_collecting`): a strict import raises
+    the first bad object's one-line error in the importer instead, so calling this without a
+    quarantine is a programming error (``RuntimeError``).
+    """
+    collector = _ACTIVE.get()
+    if collector is None:
+        raise RuntimeError("set_aside_objects needs an open quarantine (see is_collecting)")
+    for record in records:
+        cells = _bounded_cells(record.cells)
+        collector.rows.append(replace(record, source=record.source or where, cells=cells))
+    collector.note(where, max(checked, len(records)), len(records))
 
 
 def _bounded_cells(values: Iterator[Any] | Any) -> tuple[str, ...]:

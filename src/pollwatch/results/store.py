@@ -3,7 +3,8 @@
 Layout: ``<home>/elections/<id>/stations.parquet``, ``meta.json`` and, when the import set rows
 aside, ``quarantine.json`` (:mod:`pollwatch.results.quarantine`). The catalogue is the set of
 ``meta.json`` files (no second index that could drift). Writes go to a staging folder that is
-renamed into place in one step, so a failed or interrupted import leaves nothing behind, and
+fsync'd and renamed into place in one step, so a failed or interrupted import leaves nothing
+behind (and a finished one survives a power cut: :mod:`pollwatch.fileio`), and
 re-importing the same numbers under the same id changes nothing.
 
 A replacement takes two renames: the old folder to ``.trash-<id>-<token>``, then the staging
@@ -32,6 +33,7 @@ import polars as pl
 
 from pollwatch import __version__
 from pollwatch.errors import StoreError
+from pollwatch.fileio import fsync_directory, fsync_tree
 from pollwatch.results.model import Election, ElectionMeta, make_election, simulation_notice
 from pollwatch.results.quarantine import Quarantine
 
@@ -173,6 +175,7 @@ class ElectionStore:
             (staging / "meta.json").write_text(
                 json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
             )
+            fsync_tree(staging)  # the files are on disk before a rename makes them the election
             if folder.exists():
                 # The old folder keeps a name recover() knows until the new one is in place.
                 trash = self.root / f"{_TRASH}{election.id}-{token}"
@@ -184,9 +187,11 @@ class ElectionStore:
                         with contextlib.suppress(OSError):
                             os.replace(trash, folder)
                     raise
+                fsync_directory(self.root)
                 shutil.rmtree(trash, ignore_errors=True)
                 return "replaced"
             os.replace(staging, folder)
+            fsync_directory(self.root)
             return "created"
         except OSError as exc:
             raise StoreError(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import tempfile
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,6 +42,7 @@ import numpy.typing as npt
 
 from pollwatch import __version__
 from pollwatch.errors import VideoError
+from pollwatch.fileio import atomic_path
 
 if TYPE_CHECKING:
     import av.video.frame
@@ -608,14 +608,10 @@ def blur_video(
         "codec": f"libx264 crf={crf} preset={preset}",
     }
     output.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial_name = tempfile.mkstemp(
-        prefix=f".{output.name}.", suffix=".part.mp4", dir=output.parent
-    )
-    os.close(descriptor)
-    partial = Path(partial_name)
     counts: Counter[int] = Counter()
     detections: list[tuple[float, int]] = []
-    try:
+    # private like the recordings it comes from; the suffix tells the muxer it is an MP4
+    with atomic_path(output, permissions=0o600, suffix=".part.mp4") as partial:
         try:
             container = av.open(str(source))
         except av.error.FFmpegError as exc:
@@ -697,10 +693,6 @@ def blur_video(
                 sink.mux(packet)
         if frames == 0:
             raise VideoError(f"{source}: holds no decodable frame", hint="check the file")
-        os.replace(partial, output)
-    finally:
-        if partial.exists():
-            partial.unlink()
     duration = last_time - (first_time or 0.0) + 1.0 / float(rate)
     return BlurReport(
         source=str(source),

@@ -68,6 +68,7 @@ from typing import IO, Any
 
 from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
+from pollwatch.fileio import atomic_write_json
 from pollwatch.video.folders import private_folder
 from pollwatch.video.manifest import CameraSource, check_id, redact_url
 from pollwatch.video.segments import GAP_TOLERANCE, VideoIndex, format_time, parse_time
@@ -255,12 +256,6 @@ def _run_anchor(run: str) -> datetime:
     return datetime.strptime(run[:15], "%Y%m%dT%H%M%S").replace(
         tzinfo=UTC, microsecond=int(run[15:18]) * 1000
     )
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(json.dumps(value, sort_keys=True), encoding="utf-8")
-    os.replace(partial, path)
 
 
 def _readable_span(path: Path) -> float | None:
@@ -558,7 +553,7 @@ class _CameraWorker:
             "closed": {},
             "open_start": 0.0,
         }
-        _write_json(journal_path, journal)
+        atomic_write_json(journal_path, journal, sort_keys=True)
         self._error = None
         estimate: list[datetime] = []  # the best anchor estimate so far, from the stderr thread
         process = _spawn(self._command(run))
@@ -603,7 +598,7 @@ class _CameraWorker:
                 path = self.folder / Path(name).name
                 journal["closed"][path.name] = [low, high]
                 journal["open_start"] = high
-                _write_json(journal_path, journal)
+                atomic_write_json(journal_path, journal, sort_keys=True)
                 if not path.is_file() or path.stat().st_size == 0:
                     continue
                 self.archive_segment(
@@ -611,7 +606,7 @@ class _CameraWorker:
                 )
                 path.unlink()
                 del journal["closed"][path.name]
-                _write_json(journal_path, journal)
+                atomic_write_json(journal_path, journal, sort_keys=True)
         except BaseException:
             # Archiving failed: stop ffmpeg; the journal lets the next start pick up the files.
             self._interrupt()

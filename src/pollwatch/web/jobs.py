@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import pollwatch
 from pollwatch.errors import LimitError, PollwatchError
+from pollwatch.fileio import atomic_write_json
 from pollwatch.results.importers import ImportLimits, import_file
 from pollwatch.results.store import ElectionStore
 
@@ -123,9 +124,7 @@ class _ProgressFile:
         if stage == self.stage and now - self.written < 0.2:
             return
         self.stage, self.written = stage, now
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"stage": stage, "progress": round(fraction, 3)}))
-        os.replace(temporary, self.path)
+        atomic_write_json(self.path, {"stage": stage, "progress": round(fraction, 3)})
 
 
 def run_import(order: ImportOrder) -> dict[str, Any]:
@@ -375,9 +374,7 @@ def _main(argv: list[str]) -> int:
         line = str(exc).splitlines()[0] if str(exc) else ""
         result = {"error": f"internal error: {type(exc).__name__}: {line}", "status": 500}
     result["peak_memory_mib"] = _peak_memory_mib()
-    temporary = order.folder / (_RESULT_FILE + ".tmp")
-    temporary.write_text(json.dumps(result), encoding="utf-8")
-    os.replace(temporary, order.folder / _RESULT_FILE)
+    atomic_write_json(order.folder / _RESULT_FILE, result)
     return 0
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pollwatch.calibration.executors import ensure_ray
-from pollwatch.calibration.harness import CalibrationPlan, build_table, run_calibration
+from pollwatch.calibration.harness import CalibrationPlan, build_tables, run_calibration
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -44,11 +44,11 @@ def measure(elections: int, stations: int, workers: int, work: Path) -> dict[str
     parallel = run_calibration(
         plan, cache_dir=work / f"ray-{stations}", executor="ray", workers=workers
     )
-    same = build_table(serial, command="bench", date="-") == build_table(
+    same = build_tables(serial, command="bench", date="-") == build_tables(
         parallel, command="bench", date="-"
     )
-    serial_rate = serial.computed / serial.seconds
-    ray_rate = parallel.computed / parallel.seconds
+    serial_rate = serial.elections / serial.seconds
+    ray_rate = parallel.elections / parallel.seconds
     return {
         "elections": elections,
         "stations": stations,

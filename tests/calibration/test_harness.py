@@ -1,8 +1,11 @@
 """The calibration harness on small runs: rates, power, triage, resuming, seeds, Ray, the CLI.
 
-Toy methods (always reject, never reject, a statistic without a p-value, a triage with known
-flags) are registered by swapping the METHODS registry table for the test's duration, as
-tests/test_registry.py does, so the built-in methods stay untouched.
+Cells are one method on one election, keyed by the method's own code, so the tests also check
+that a changed method re-runs only its cells, that an added method runs only its own and that
+a changed injector re-runs only its power elections. Toy methods (always reject, never reject,
+a statistic without a p-value, a triage with known flags) are registered by swapping the
+METHODS registry table for the test's duration, as tests/test_registry.py does, so the
+built-in methods stay untouched.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from pollwatch.calibration.harness import (
     CalibrationPlan,
     CalibrationRun,
     Cell,
-    build_table,
+    build_tables,
     cell_seed,
+    method_code_digest,
     plan_cells,
     run_calibration,
     run_cell,
@@ -33,11 +37,12 @@ from pollwatch.calibration.injectors import INJECTORS
 from pollwatch.calibration.references import ReferenceUnit, sub_election
 from pollwatch.cli import main
 from pollwatch.forensics.base import METHODS, Method, MethodResult, all_methods
+from pollwatch.forensics.calibration import CalibrationTable
 from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import Election
 from tests.conftest import seed_salted
 
-SMALL = {"stations": 300, "regions": 4, "candidates": 3}
+SMALL: dict[str, Any] = {"stations": 300, "regions": 4, "candidates": 3}
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,13 @@ def region_units(seed: int = 5) -> list[ReferenceUnit]:
 
 def strip(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Records without their timings (the only field allowed to differ between runs)."""
-    return {k: {f: v for f, v in r.items() if f != "seconds"} for k, r in records.items()}
+    return {k: {f: v for f, v in r.items() if f != "timings"} for k, r in records.items()}
+
+
+def entry(run: CalibrationRun, method: str) -> dict[str, Any]:
+    """One method's measured numbers (its table document's ``entry``)."""
+    result: dict[str, Any] = build_tables(run, command="test")[method]["entry"]
+    return result
 
 
 # --- rates ------------------------------------------------------------------------------------
@@ -126,17 +137,17 @@ def test_always_rejecting_method_has_false_positive_rate_one(toys: None, tmp_pat
         elections=3, replicates=0, references=("toy",), methods=("toy-always-rejects",), **SMALL
     )
     run = run_calibration(plan, cache_dir=tmp_path, units=region_units())
-    entry = build_table(run, command="test")["methods"]["toy-always-rejects"]
+    measured = entry(run, "toy-always-rejects")
     for level in ("0.05", "0.01"):
-        assert entry["simulated"][level]["rate"] == 1.0
-        assert entry["simulated"][level]["tests"] == 3
-        assert entry["references"][level]["rate"] == 1.0
-        assert entry["references"][level]["tests"] == 3
-        assert entry["references"]["by_reference"]["toy"][level]["rejections"] == 3
-        assert entry["references"]["by_kind"]["region"][level]["tests"] == 3
-    assert entry["decision"] == "p-value"
-    assert entry["unreliable"] is True
-    assert "3 clean simulations" in entry["unreliable_reason"]
+        assert measured["simulated"][level]["rate"] == 1.0
+        assert measured["simulated"][level]["tests"] == 3
+        assert measured["references"][level]["rate"] == 1.0
+        assert measured["references"][level]["tests"] == 3
+        assert measured["references"]["by_reference"]["toy"][level]["rejections"] == 3
+        assert measured["references"]["by_kind"]["region"][level]["tests"] == 3
+    assert measured["decision"] == "p-value"
+    assert measured["unreliable"] is True
+    assert "3 clean simulations" in measured["unreliable_reason"]
 
 
 def test_never_rejecting_method_has_power_zero_everywhere(toys: None, tmp_path: Path) -> None:
@@ -144,7 +155,7 @@ def test_never_rejecting_method_has_power_zero_everywhere(toys: None, tmp_path: 
         elections=1, replicates=2, references=(), methods=("toy-never-rejects",), **SMALL
     )
     run = run_calibration(plan, cache_dir=tmp_path)
-    power = build_table(run, command="test")["methods"]["toy-never-rejects"]["power"]
+    power = entry(run, "toy-never-rejects")["power"]
     assert sorted(power) == INJECTORS.names()
     for by_magnitude in power.values():
         assert len(by_magnitude) == 3
@@ -193,14 +204,14 @@ def test_empirical_threshold_and_leave_one_out_rate(toys: None) -> None:
         }
         for i in range(1, 101)
     ]
-    entry = build_table(fake_run(records, plan), command="test")["methods"]["toy-leader-share"]
-    assert entry["decision"] == "empirical" and entry["tail"] == "upper"
+    measured = entry(fake_run(records, plan), "toy-leader-share")
+    assert measured["decision"] == "empirical" and measured["tail"] == "upper"
     # 95th percentile of 1..100, rounded up to an observed value: 96 (5 values above it).
-    assert entry["thresholds"]["0.05"] == 96.0
-    assert entry["thresholds"]["0.01"] == 100.0
+    assert measured["thresholds"]["0.05"] == 96.0
+    assert measured["thresholds"]["0.01"] == 100.0
     # Each of 96..100 lies above the others' 95th percentile (95 without it); 1..95 do not.
-    assert entry["simulated"]["0.05"]["rejections"] == 5
-    assert entry["simulated"]["0.05"]["tests"] == 100
+    assert measured["simulated"]["0.05"]["rejections"] == 5
+    assert measured["simulated"]["0.05"]["tests"] == 100
 
 
 def test_triage_precision_and_recall_on_known_counts(toys: None) -> None:
@@ -222,14 +233,43 @@ def test_triage_precision_and_recall_on_known_counts(toys: None) -> None:
                 "injector": "carousel",
                 "level": "low",
                 "magnitude": 0.01,
-                "methods": {},
-                "triage": {"flagged": flagged, "labelled": labelled, "true_positives": hits},
+                "methods": {
+                    "toy-triage": {
+                        "p_value": None,
+                        "statistic": 10.0,
+                        "flagged": flagged,
+                        "skipped": None,
+                        "scored": {
+                            "flagged": flagged,
+                            "labelled": labelled,
+                            "true_positives": hits,
+                        },
+                    }
+                },
             }
         )
-    cell = build_table(fake_run(records, plan), command="test")["triage"]["carousel"]["0.01"]
+    documents = build_tables(fake_run(records, plan), command="test")
+    cell = documents["toy-triage"]["precision_recall"]["carousel"]["0.01"]
     assert cell["precision"] == pytest.approx(8 / 10)
     assert cell["recall"] == pytest.approx(8 / 20)
     assert (cell["elections"], cell["flagged"], cell["labelled"]) == (2, 10, 20)
+
+
+def test_only_methods_that_score_stations_get_precision_and_recall(
+    toys: None, tmp_path: Path
+) -> None:
+    plan = CalibrationPlan(
+        elections=1,
+        replicates=1,
+        references=(),
+        methods=("toy-triage", "toy-never-rejects"),
+        injectors=("carousel",),
+        **SMALL,
+    )
+    documents = build_tables(run_calibration(plan, cache_dir=tmp_path), command="test")
+    assert "precision_recall" not in documents["toy-never-rejects"]
+    scored = documents["toy-triage"]["precision_recall"]["carousel"]
+    assert [cell["flagged"] for cell in scored.values()] == [10, 10, 10]  # ten flags each
 
 
 def test_triage_is_scored_against_the_injectors_labels(toys: None) -> None:
@@ -250,12 +290,13 @@ def test_triage_is_scored_against_the_injectors_labels(toys: None) -> None:
         base, np.random.default_rng(cell_seed(cell, plan.seed, 1))
     )
     first_ten = set(sorted(base.stations["station_id"].to_list())[:10])
-    assert record["triage"] == {
+    scored = record["methods"]["toy-triage"]["scored"]
+    assert scored == {
         "flagged": 10,
         "labelled": len(labels.stations),
         "true_positives": len(first_ten & set(labels.stations)),
     }
-    assert record["triage"]["labelled"] == 150
+    assert scored["labelled"] == 150
 
 
 def test_real_references_are_units_of_one_test_each(
@@ -272,10 +313,10 @@ def test_real_references_are_units_of_one_test_each(
         **SMALL,
     )
     run = run_calibration(plan, settings=load_settings(), cache_dir=tmp_path)
-    table = build_table(run, command="test")
-    references = table["methods"]["toy-always-rejects"]["references"]
+    document = build_tables(run, command="test")["toy-always-rejects"]
+    references = document["entry"]["references"]
     assert references["0.05"]["tests"] == 3 and references["0.05"]["rate"] == 1.0
-    assert table["generated"]["references"]["canada-2011"]["units"] == 3
+    assert document["reference_units"]["canada-2011"]["units"] == 3
     # the whole election is run once too, and is not a test: the rates rest on the 3 subsamples
     assert [u["kind"] for u in run.reference_units.values()] == ["whole"] + ["subsample"] * 3
     assert set(references["by_kind"]) == {"subsample"}
@@ -289,7 +330,7 @@ def test_real_references_are_units_of_one_test_each(
             "sample_size": 1,
         }
     }
-    assert table["generated"]["references"]["canada-2011"]["whole_stations"] == 66_060
+    assert document["reference_units"]["canada-2011"]["whole_stations"] == 66_060
 
 
 # --- caching, seeds ---------------------------------------------------------------------------
@@ -303,22 +344,129 @@ def test_rerun_reuses_cached_cells_and_recomputes_a_damaged_one(toys: None, tmp_
         **SMALL,
     )
     first = run_calibration(plan, cache_dir=tmp_path)
-    assert (first.computed, first.cached) == (6, 0)
+    # 6 elections (3 clean, 3 power) x 2 methods
+    assert (first.computed, first.cached, first.elections) == (12, 0, 6)
     second = run_calibration(plan, cache_dir=tmp_path)
-    assert (second.computed, second.cached) == (0, 6)
+    assert (second.computed, second.cached, second.elections) == (0, 12, 0)
     assert second.records == first.records
-    (tmp_path / "cells" / "clean-000001.json").write_text('{"key": "clean-0', encoding="utf-8")
+    damaged = list((tmp_path / "cells" / "toy-leader-share").glob("*/clean-000001.json"))
+    assert len(damaged) == 1
+    damaged[0].write_text('{"key": "clean-0', encoding="utf-8")
     seen: list[tuple[str, bool]] = []
     third = run_calibration(
         plan, cache_dir=tmp_path, progress=lambda done, total, key, fresh: seen.append((key, fresh))
     )
-    assert (third.computed, third.cached) == (1, 5)
+    assert (third.computed, third.cached, third.elections) == (1, 11, 1)
     assert ("clean-000001", True) in seen
+    assert seen[-1] == ("clean-000001", True)
     assert strip(third.records) == strip(first.records)
     # More elections reuse the smaller run's cells: same digest, only the new ones computed.
     larger = CalibrationPlan(**{**plan.__dict__, "elections": 4})
     assert larger.digest() == plan.digest()
-    assert run_calibration(larger, cache_dir=tmp_path).computed == 1
+    assert run_calibration(larger, cache_dir=tmp_path).computed == 2
+
+
+def test_an_added_method_runs_only_its_own_cells(toys: None, tmp_path: Path) -> None:
+    one = CalibrationPlan(
+        elections=3,
+        replicates=1,
+        injectors=("carousel",),
+        references=(),
+        methods=("toy-leader-share",),
+        **SMALL,
+    )
+    first = run_calibration(one, cache_dir=tmp_path)
+    two = CalibrationPlan(**{**one.__dict__, "methods": ("toy-leader-share", "toy-never-rejects")})
+    assert two.digest() == one.digest()  # the methods are not part of the plan digest
+    second = run_calibration(two, cache_dir=tmp_path)
+    # each election is built once, for the new method alone; the old method's cells are reused
+    assert (second.computed, second.cached, second.elections) == (6, 6, 6)
+    for key, record in second.records.items():
+        assert (
+            record["methods"]["toy-leader-share"]
+            == first.records[key]["methods"]["toy-leader-share"]
+        )
+        assert set(record["methods"]) == {"toy-leader-share", "toy-never-rejects"}
+    alone = run_calibration(
+        CalibrationPlan(**{**one.__dict__, "methods": ("toy-never-rejects",)}),
+        cache_dir=tmp_path / "alone",
+    )
+    assert strip(
+        {k: {**r, "methods": {"toy-never-rejects": r["methods"]["toy-never-rejects"]}}
+         for k, r in second.records.items()}
+    ) == strip(alone.records)  # fmt: skip
+
+
+def test_a_changed_method_invalidates_only_its_own_cells(
+    toys: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = CalibrationPlan(
+        elections=2,
+        replicates=1,
+        injectors=("carousel",),
+        references=(),
+        methods=("toy-leader-share", "toy-never-rejects"),
+        **SMALL,
+    )
+    run_calibration(plan, cache_dir=tmp_path)
+    digest = harness.method_code_digest
+
+    def edited(cls: type[Method]) -> str:
+        return "edited" if cls is NeverRejects else digest(cls)
+
+    monkeypatch.setattr(harness, "method_code_digest", edited)
+    again = run_calibration(plan, cache_dir=tmp_path)
+    assert (again.computed, again.cached, again.elections) == (5, 5, 5)
+    keys = {p.parent.name for p in (tmp_path / "cells" / "toy-never-rejects").rglob("*.json")}
+    assert len(keys) == 2  # the old key's cells stay; the edited method has a key of its own
+
+
+def test_a_method_code_digest_covers_its_module_and_base_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dip = METHODS.get("eft-dip")
+    percentages = METHODS.get("integer-percentages")
+    before = {cls: method_code_digest(cls) for cls in (dip, percentages)}
+    assert before[dip] != before[percentages]
+    source = harness._module_source
+
+    def changed(name: str) -> Any:
+        def read(module: Any) -> bytes:
+            extra = b"# edited" if module.__name__ == name else b""
+            return source(module) + extra
+
+        return read
+
+    monkeypatch.setattr(harness, "_module_source", changed(dip.__module__))
+    assert method_code_digest(dip) != before[dip]
+    assert method_code_digest(percentages) == before[percentages]
+    plan = CalibrationPlan(elections=1, replicates=0, references=(), **SMALL)
+    digest = plan.digest()
+    monkeypatch.setattr(harness, "_module_source", changed("pollwatch.forensics.base"))
+    assert method_code_digest(dip) != before[dip]
+    assert method_code_digest(percentages) != before[percentages]
+    assert plan.digest() == digest  # no method's code is part of the plan digest
+    monkeypatch.setattr(harness, "_module_source", changed("pollwatch.forensics.simulate"))
+    assert plan.digest() != digest  # the simulator's is
+
+
+def test_a_changed_injector_reruns_only_its_power_elections(toys: None, tmp_path: Path) -> None:
+    plan = CalibrationPlan(
+        elections=1,
+        replicates=1,
+        injectors=("carousel", "vote-transfer"),
+        references=(),
+        methods=("toy-never-rejects",),
+        **SMALL,
+    )
+    assert run_calibration(plan, cache_dir=tmp_path).computed == 1 + 2 * 3
+    moved = CalibrationPlan(**{**plan.__dict__, "magnitudes": {"carousel": (0.02, 0.05, 0.15)}})
+    assert moved.digest() == plan.digest()
+    again = run_calibration(moved, cache_dir=tmp_path)
+    assert (again.computed, again.cached) == (1, 6)  # carousel's low magnitude only
+    assert {k for k, r in again.records.items() if r.get("magnitude") == 0.02} == {
+        "power-carousel-low-0000"
+    }
 
 
 def test_cells_are_seed_reproducible_alone_and_differ_across_seeds() -> None:
@@ -373,10 +521,10 @@ def test_ray_and_serial_give_identical_tables(local_ray: None, tmp_path: Path) -
         workers=2,
         progress=lambda done, total, key, fresh: finished.append(key) if fresh else None,
     )
-    assert parallel.computed == serial.computed == 2 + 3 + 3
+    assert parallel.computed == serial.computed == (2 + 3 + 3) * 4
     assert sorted(finished) == sorted(serial.records)
     assert strip(parallel.records) == strip(serial.records)
-    tables = [build_table(r, command="test", date="2000-01-01") for r in (serial, parallel)]
+    tables = [build_tables(r, command="test", date="2000-01-01") for r in (serial, parallel)]
     assert tables[0] == tables[1]
 
 
@@ -387,39 +535,41 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_calibrate_command_writes_table_and_docs(
-    home: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+def test_calibrate_command_writes_tables_and_docs(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shipped = tmp_path / "shipped" / "calibration.json"
-    monkeypatch.setattr(harness, "default_table_path", lambda: shipped)
+    folder = tmp_path / "tables"
     docs = tmp_path / "docs" / "calibration.md"
-    out = tmp_path / "table.json"
+    out = tmp_path / "tables.json"
     args = [
         "calibrate", "--elections", "2", "--stations", "300", "--replicates", "1",
         "--no-references", "--method", "eft-dip", "--method", "eft-skew",
-        "--executor", "serial", "--workers", "1", "--write-table", "--json", str(out),
-        "--docs", str(docs),
+        "--executor", "serial", "--workers", "1", "--write-table", "--table-dir", str(folder),
+        "--json", str(out), "--docs", str(docs),
     ]  # fmt: skip
     code, stdout, stderr = cli(capsys, *args)
     assert code == 0, stderr
-    table = json.loads(out.read_text("utf-8"))
-    assert json.loads(shipped.read_text("utf-8")) == table
-    assert table["format"] == "pollwatch-calibration/1"
-    assert set(table["methods"]) == {"eft-dip", "eft-skew"}
-    assert table["methods"]["eft-skew"]["decision"] == "empirical"
-    assert table["methods"]["eft-skew"]["tail"] == "two-sided"
-    assert table["generated"]["simulated"]["elections"] == 2
+    documents = json.loads(out.read_text("utf-8"))
+    assert sorted(p.name for p in folder.iterdir()) == ["eft-dip.json", "eft-skew.json"]
+    for name in ("eft-dip", "eft-skew"):
+        assert json.loads((folder / f"{name}.json").read_text("utf-8")) == documents[name]
+    skew = documents["eft-skew"]
+    assert skew["format"] == "pollwatch-calibration/2" and skew["method"] == "eft-skew"
+    assert skew["entry"]["decision"] == "empirical"
+    assert skew["entry"]["tail"] == "two-sided"
+    assert skew["plan"]["elections"] == 2
+    assert skew["measured"]["code"] == method_code_digest(METHODS.get("eft-skew"))
+    assert "--elections 2" in skew["measured"]["command"]
+    assert f"--table-dir {folder.as_posix()}" in skew["measured"]["command"]
     page = docs.read_text("utf-8")
-    assert table["generated"]["command"] in page
-    assert "--elections 2" in table["generated"]["command"]
-    assert "`eft-dip`" in page and "incremental-stuffing" in page
+    # the page shows the shipped tables with these two files in place of the shipped ones
+    assert skew["measured"]["command"] in page
+    assert "`eft-dip`" in page and "incremental-stuffing" in page and "`beber-scacco`" in page
     assert (docs.parent / "calibration-power.svg").read_text("utf-8").startswith("<svg")
-    assert "20 cells: 20 computed" in stdout
+    assert "40 cells (2 methods x 20 elections): 40 computed" in stdout
+    assert "note: eft-dip was measured with elections=2" in stdout
     code, stdout, _ = cli(capsys, *args)
-    assert code == 0 and "20 cells: 0 computed, 20 from the cache" in stdout
+    assert code == 0 and "40 cells (2 methods x 20 elections): 0 computed, 40 from" in stdout
 
 
 @pytest.mark.parametrize(
@@ -429,6 +579,7 @@ def test_calibrate_command_writes_table_and_docs(
         (["--elections", "0"], "elections=0 is out of range"),
         (["--executor", "ray", "--address", "127.0.0.1:9"], "cannot reach the Ray cluster"),
         (["--executor", "threads"], "unknown executor 'threads'"),
+        (["--table-dir", "x"], "--table-dir without --write-table"),
     ],
 )
 def test_calibrate_bad_input_is_one_line(
@@ -454,15 +605,15 @@ def test_docs_page_shows_rates_power_and_unreliable_reasons(toys: None, tmp_path
         **SMALL,
     )
     run = run_calibration(plan, cache_dir=tmp_path, units=region_units())
-    table = build_table(run, command="pollwatch calibrate --elections 3", date="2000-01-01")
+    documents = build_tables(run, command="pollwatch calibrate --elections 3", date="2000-01-01")
+    table = CalibrationTable.from_documents(documents.values())
     page = render_markdown(table, power_svg="calibration-power.svg")
     assert "pollwatch calibrate --elections 3" in page
     row = next(line for line in page.splitlines() if line.startswith("| `toy-always-rejects`"))
     assert "100.0% (3/3)" in row and "**unreliable**" in row
-    assert (
-        f"* `toy-always-rejects`: {table['methods']['toy-always-rejects']['unreliable_reason']}"
-        in page
-    )
+    reason = documents["toy-always-rejects"]["entry"]["unreliable_reason"]
+    assert f"* `toy-always-rejects`: {reason}" in page
+    assert "These entries were measured by other runs" not in page  # one run measured both
     assert "| method | low (0.01) | medium (0.05) | high (0.15) |" in page
     power_row = next(
         line for line in page.splitlines() if line.startswith("| `toy-never-rejects` | 0.0% (0/1)")

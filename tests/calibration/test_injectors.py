@@ -1,11 +1,10 @@
-"""Injector conformance suite: every registered injector is checked against the contract.
+"""Injectors: the shared contract for every registered one, then each injector's own effect.
 
-A new injector registered in INJECTORS is picked up by the parametrised tests automatically.
+The contract's checks live in :mod:`pollwatch.testing.injectors` (shipped for plug-in
+authors); a new injector registered in INJECTORS is picked up by them automatically.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -26,34 +25,21 @@ from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.triage import Triage
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import Election, make_election
+from pollwatch.testing import Check, parametrize_with_checks
+from pollwatch.testing.elections import clean_election
+from pollwatch.testing.injectors import changed_station_ids
 
 NAMES = INJECTORS.names()
 
 
 @pytest.fixture(scope="module")
 def clean() -> Election:
-    return simulate_clean(stations=1500, seed=3)
+    return clean_election(3)  # the election the shared checks use
 
 
 @pytest.fixture(scope="module")
 def large_clean() -> Election:
     return simulate_clean(stations=5000, seed=11)
-
-
-def make(name: str, **parameters: Any) -> Injector:
-    return INJECTORS.get(name)(**parameters)
-
-
-def changed_ids(before: Election, after: Election) -> set[str]:
-    left = before.stations.sort("station_id")
-    right = after.stations.sort("station_id")
-    assert left["station_id"].to_list() == right["station_id"].to_list()
-    assert left.columns == right.columns
-    differs = pl.Series([False] * left.height)
-    for column in left.columns:
-        a, b = left[column], right[column]
-        differs = differs | (a.ne_missing(b))
-    return set(left.filter(differs)["station_id"].to_list())
 
 
 def failures(election: Election) -> dict[str, int]:
@@ -69,81 +55,11 @@ def test_registry_holds_the_six_builtins() -> None:
         "vote-transfer",
         "invalidate-opponents",
     }
-    for name, cls in INJECTORS.items():
-        assert cls.name == name
-        assert cls.title and cls.reference and cls.__doc__
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_only_labelled_stations_change(name: str, clean: Election) -> None:
-    after, labels = make(name, share=0.2).apply(clean, np.random.default_rng(1))
-    changed = changed_ids(clean, after)
-    assert changed, "the injection changed nothing"
-    assert changed <= set(labels.stations)
-    # Most labelled stations really change (the exceptions have nothing to change, e.g. a share
-    # already at a whole percent). Over 101 streams (no salt, salts 1-100): round-percentages
-    # 0.84-0.93 (mean 0.896, sd 0.019), vote-transfer and invalidate-opponents at least 0.993,
-    # the others 1 every time.
-    assert len(changed) >= 0.8 * len(labels.stations)
-    assert list(labels.stations) == sorted(labels.stations)
-    assert labels.injector == name
-    assert after.id == f"{clean.id}+{name}"
-    assert any(key.startswith(f"injection:{name}") for key in after.meta.definitions)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_protocol_checks_have_no_new_failures(name: str, clean: Election) -> None:
-    before = failures(clean)
-    after, _ = make(name, share=0.5).apply(clean, np.random.default_rng(2))
-    assert failures(after) == before
-    assert sum(before.values()) == 0
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_station_count_is_rounded_share_of_eligible(name: str, clean: Election) -> None:
-    injector = make(name, share=0.137)
-    eligible = injector.eligible_station_ids(clean)
-    assert len(eligible) == clean.stations.height  # simulated stations are all eligible
-    _, labels = injector.apply(clean, np.random.default_rng(3))
-    assert len(labels.stations) == round(0.137 * len(eligible)) == 206
-    assert set(labels.stations) <= set(eligible)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_result_and_row_order_free(name: str, clean: Election) -> None:
-    injector = make(name, share=0.1)
-    first, labels_a = injector.apply(clean, np.random.default_rng(4))
-    second, labels_b = injector.apply(clean, np.random.default_rng(4))
-    assert labels_a == labels_b
-    assert first.stations.equals(second.stations)
-    shuffled = make_election(clean.meta, clean.stations.reverse())
-    third, labels_c = injector.apply(shuffled, np.random.default_rng(4))
-    assert labels_c == labels_a
-    assert third.content_digest() == first.content_digest()
-    _, other = injector.apply(clean, np.random.default_rng(5))
-    assert other.stations != labels_a.stations
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_share_zero_changes_nothing(name: str, clean: Election) -> None:
-    after, labels = make(name, share=0.0).apply(clean, np.random.default_rng(6))
-    assert labels.stations == ()
-    assert labels.ballots_added == labels.votes_moved == 0
-    assert after.stations.equals(clean.stations)
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("value", [-0.1, 1e9, float("nan")])
-def test_magnitude_out_of_range_names_the_parameter(name: str, value: float) -> None:
-    with pytest.raises(PollwatchError, match="magnitude"):
-        make(name, magnitude=value)
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("value", [-0.01, 1.01])
-def test_share_out_of_range_names_the_parameter(name: str, value: float) -> None:
-    with pytest.raises(PollwatchError, match="share"):
-        make(name, share=value)
+@parametrize_with_checks([cls for _, cls in INJECTORS.items()])
+def test_injector_conformance(check: Check) -> None:
+    check()
 
 
 def test_round_percentages_magnitude_is_whole() -> None:
@@ -265,7 +181,7 @@ def test_ineligible_stations_are_never_touched(clean: Election) -> None:
     injector = VoteTransfer(share=1.0, magnitude=0.5)
     assert len(injector.eligible_station_ids(election)) == clean.stations.height - 200
     after, labels = injector.apply(election, np.random.default_rng(0))
-    assert all(s >= "S000200" for s in changed_ids(election, after))
+    assert all(s >= "S000200" for s in changed_station_ids(election, after))
     assert len(labels.stations) == clean.stations.height - 200
 
 
@@ -274,7 +190,7 @@ def test_compose_applies_in_order(clean: Election) -> None:
     after, labels = compose(clean, injectors, np.random.default_rng(10))
     assert [label.injector for label in labels] == ["vote-transfer", "carousel"]
     assert after.id == f"{clean.id}+vote-transfer+carousel"
-    assert changed_ids(clean, after) <= set(labels[0].stations) | set(labels[1].stations)
+    assert changed_station_ids(clean, after) <= set(labels[0].stations) | set(labels[1].stations)
     again, _ = compose(clean, injectors, np.random.default_rng(10))
     assert again.stations.equals(after.stations)
     assert failures(after) == failures(clean)

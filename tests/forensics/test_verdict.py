@@ -33,7 +33,12 @@ from rich.console import Console
 from pollwatch.calibration.injectors import INJECTORS
 from pollwatch.calibration.planted import plant
 from pollwatch.forensics.base import MethodResult
-from pollwatch.forensics.calibration import calibration_summary, calibration_table
+from pollwatch.forensics.calibration import (
+    TABLE_FORMAT,
+    CalibrationTable,
+    calibration_summary,
+    calibration_table,
+)
 from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.forensics.verdict import Verdict, verdict
@@ -60,7 +65,7 @@ def every_text(judged: Verdict) -> str:
 
 def reliable_methods() -> list[str]:
     """The methods the shipped table finds reliable (tests, not unreliable): data, not a list."""
-    methods = calibration_table().get("methods", {})
+    methods = calibration_table().entries()
     return sorted(
         name
         for name, entry in methods.items()
@@ -90,18 +95,24 @@ def _entry(**extra: Any) -> dict[str, Any]:
     return entry
 
 
-TABLE: dict[str, Any] = {
-    "format": "pollwatch-calibration/1",
-    "generated": {
-        "command": "pollwatch calibrate --test",
-        "date": "2000-01-01",
-        "power": {
+def _document(method: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A table file of the hand-made table: every entry measured by one run, one plan."""
+    return {
+        "format": TABLE_FORMAT,
+        "method": method,
+        "measured": {"command": "pollwatch calibrate --test", "date": "2000-01-01"},
+        "plan": {
             "share": 0.1,
             "magnitudes": {"carousel": [0.01, 0.05, 0.15], "round-percentages": [1.0, 5.0, 10.0]},
-            "meanings": {"carousel": "extra ballots", "round-percentages": "step in percent"},
         },
-    },
-    "methods": {
+        "injectors": {"carousel": "extra ballots", "round-percentages": "step in percent"},
+        "entry": entry,
+    }
+
+
+TABLE = CalibrationTable.from_documents(
+    _document(name, entry)
+    for name, entry in {
         "alpha": _entry(),
         "beta": _entry(
             references={
@@ -116,8 +127,8 @@ TABLE: dict[str, Any] = {
         "shaky": _entry(unreliable=True, unreliable_reason="flags 40% of 88 clean reference units"),
         "tuned": _entry(),
         "bumps": _entry(decision="empirical", tail="upper", thresholds={"0.05": 1.0, "0.01": 2.0}),
-    },
-}
+    }.items()
+)
 
 
 def _result(method: str, p_value: float | None, **values: Any) -> MethodResult:
@@ -275,7 +286,9 @@ def _fully_powered() -> list[tuple[str, str, float]]:
     table = calibration_table()
     out = []
     for name in reliable_methods():
-        injector, magnitude, rate = _best_power(table["methods"][name])
+        entry = table.entry(name)
+        assert entry is not None
+        injector, magnitude, rate = _best_power(entry)
         if rate == 1.0:
             out.append((name, injector, magnitude))
     return out
@@ -285,11 +298,12 @@ def _fully_powered() -> list[tuple[str, str, float]]:
 def _planted_suite(injector: str, magnitude: float) -> tuple[SuiteReport, str | None]:
     """The whole default suite (unreliable methods too) on the table's simulated election
     with ``injector`` at ``magnitude`` planted at the table's share of stations."""
-    table = calibration_table()
-    simulated = table["generated"]["simulated"]
-    share = float(table["generated"]["power"]["share"])
+    main = calibration_table().main_run()
+    assert main is not None
+    simulated = main.plan
+    share = float(simulated["share"])
     base = simulate_clean(
-        stations=int(simulated["stations"]),
+        stations=int(simulated["power_stations"]),
         regions=int(simulated["regions"]),
         candidates=int(simulated["candidates"]),
         seed=3,
@@ -317,7 +331,11 @@ def test_planted_manipulation_is_named_by_the_reliable_method_that_detects_it(
     assert judged.headline.startswith("SIMULATED election: ")
     assert f"{method} (" in judged.headline
     # unreliable methods are listed with their reason, never cited
-    unreliable = {r.method for r in everything.results if r.calibration.get("unreliable")}
+    unreliable = {
+        r.method
+        for r in everything.results
+        if r.calibration is not None and r.calibration.unreliable
+    }
     assert unreliable <= {n.method for n in judged.not_cited}
     assert not unreliable & {f.method for f in judged.findings}
     cited_part = judged.headline.split(": ", 2)[-1]

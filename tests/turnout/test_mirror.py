@@ -166,7 +166,8 @@ def test_clean_turnout_with_shpilkins_regional_estimates(russia: dict[int, Elect
     scenario = threshold_scenario(election, 0.5, level="region", estimate=estimate)
     assert scenario.forensic["available"]
     # the calibration table marks Shpilkin unreliable: the scenario says so, and never "reliable"
-    assert scenario.forensic["reliable"] is (not estimate.calibration.get("unreliable", True))
+    calibration = estimate.calibration
+    assert scenario.forensic["reliable"] is (calibration is not None and not calibration.unreliable)
     regional = estimate.details["regions"]
     expected = {}
     for row in _regions(election).iter_rows(named=True):

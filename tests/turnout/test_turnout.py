@@ -11,6 +11,7 @@ from rich.console import Console
 
 from pollwatch.errors import MappingError, PollwatchError
 from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.calibration import Calibration
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
 from pollwatch.turnout import (
     RegionMapping,
@@ -211,11 +212,13 @@ def _estimate(
         sample_size=made.stations.height,
         effect=national,
         details={"regions": {k: {"anomalous_votes": v} for k, v in regions.items()}},
-        calibration={
-            "calibrated": True,
-            "unreliable": unreliable,
-            "unreliable_reason": "flags too many clean units",
-        },
+        calibration=Calibration.from_dict(
+            {
+                "calibrated": True,
+                "unreliable": unreliable,
+                "unreliable_reason": "flags too many clean units",
+            }
+        ),
     )
 
 

@@ -1,11 +1,13 @@
-"""The calibration page (``docs/calibration.md``) and its power heat map, from the table alone.
+"""The calibration page (``docs/calibration.md``) and its power heat map, from the tables alone.
 
-:func:`render_markdown` turns a ``pollwatch-calibration/1`` table into the page: per method the
-false-positive rate at 0.05 and 0.01 on simulated and real clean elections with the tests each
-rests on, each method's numbers on the whole reference elections (not tests), power at three
-magnitudes per manipulation, the triage's precision and recall, the unreliable marks with their
-reasons, the command that regenerates it all, and the method-subset runs that replaced some
-entries since (``generated["reruns"]``).
+:func:`render_markdown` turns a :class:`~pollwatch.forensics.calibration.CalibrationTable` (one
+``pollwatch-calibration/2`` document per method, as :func:`~pollwatch.forensics.calibration.
+read_tables` reads them from ``src/pollwatch/calibration/tables/``) into the page: per method
+the false-positive rate at 0.05 and 0.01 on simulated and real clean elections with the tests
+each rests on, each method's numbers on the whole reference elections (not tests), power at
+three magnitudes per manipulation, the precision and recall of the methods that score
+stations, the unreliable marks with their reasons, the command of the run behind most entries
+and the other runs behind the rest (each with the plan settings where they differ).
 :func:`render_power_svg` draws power at 0.05 as a static SVG heat map (methods x manipulation
 and magnitude; no script, no network).
 """
@@ -15,6 +17,9 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from typing import Any
+
+from pollwatch.calibration.harness import SIMULATOR, plan_differences
+from pollwatch.forensics.calibration import CalibrationTable, MeasuredRun
 
 __all__ = ["render_markdown", "render_power_svg"]
 
@@ -49,16 +54,21 @@ def _table(header: list[str], rows: list[list[str]], align: str = "l") -> list[s
     return [_row(header), "|" + "|".join(marks) + "|", *(_row(r) for r in rows)]
 
 
-def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -> str:
+def _alphas(plan: Mapping[str, Any]) -> list[str]:
+    return [str(a) for a in (plan.get("alphas") or ["0.05", "0.01"])]
+
+
+def render_markdown(table: CalibrationTable, *, power_svg: str | None = None) -> str:
     """The calibration docs page for ``table``; ``power_svg`` names the heat map file to link."""
-    generated = table.get("generated", {})
-    methods: Mapping[str, Any] = table.get("methods", {})
-    alphas = list(generated.get("alphas", ["0.05", "0.01"]))
+    methods: Mapping[str, Any] = table.entries()
+    main = table.main_run()
+    plan: Mapping[str, Any] = main.plan if main is not None else {}
+    first_document = table.document(main.methods[0]) if main is not None else None
+    document: Mapping[str, Any] = first_document or {}
+    alphas = _alphas(plan)
     first = alphas[0]
-    simulated = generated.get("simulated", {})
-    power = generated.get("power", {})
-    references: Mapping[str, Any] = generated.get("references", {})
-    command = generated.get("command", "pollwatch calibrate")
+    references: Mapping[str, Any] = document.get("reference_units") or {}
+    command = main.command if main is not None else "pollwatch calibrate --write-table"
     lines: list[str] = [
         "# Calibration: how often each method flags clean and manipulated elections",
         "",
@@ -73,26 +83,28 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
         "**false-positive rate**; the share of manipulated ones flagged is its **power**. Every",
         "rate shows its rejections and tests (`k/n`); intervals are 95% Wilson score intervals.",
         "",
-        "Regenerate this page and `src/pollwatch/forensics/calibration.json` (which every",
-        "result's calibration summary reads) with:",
+        "Each method's numbers are one table file, `src/pollwatch/calibration/tables/",
+        "<method>.json`, which every result's calibration summary reads (a user's",
+        "`<home>/calibration/tables/<method>.json` replaces it, see [Running it](#running-it)).",
+        "Most entries were measured by:",
         "",
         "```",
         command,
         "```",
         "",
-        f"Generated {generated.get('date', '')} by pollwatch {generated.get('pollwatch', '')}, "
-        f"seed {generated.get('seed', 0)}.",
+        f"Measured {main.date if main else ''} by pollwatch {main.pollwatch if main else ''}, "
+        f"seed {plan.get('seed', 0)}.",
         "",
-        *_reruns(generated),
+        *_other_runs(table, main),
         "## What was run",
         "",
-        f"* **Clean simulations**: {simulated.get('elections', 0):,} elections of "
-        f"{simulated.get('stations', 0):,} stations in {simulated.get('regions', 0)} regions, "
-        f"{simulated.get('candidates', 0)} candidates "
-        f"(`{simulated.get('simulator', 'simulate_clean')}`); each election is one test.",
-        f"* **Power**: {power.get('replicates', 0)} simulated elections of "
-        f"{power.get('stations', 0):,} stations per manipulation and magnitude, the "
-        f"manipulation planted at {100 * float(power.get('share', 0)):.0f}% of the stations "
+        f"* **Clean simulations**: {plan.get('elections', 0):,} elections of "
+        f"{plan.get('stations', 0):,} stations in {plan.get('regions', 0)} regions, "
+        f"{plan.get('candidates', 0)} candidates "
+        f"(`{SIMULATOR}`); each election is one test.",
+        f"* **Power**: {plan.get('replicates', 0)} simulated elections of "
+        f"{plan.get('power_stations', 0):,} stations per manipulation and magnitude, the "
+        f"manipulation planted at {100 * float(plan.get('share') or 0):.0f}% of the stations "
         "(injectors: [calibration-injectors.md](calibration-injectors.md)).",
     ]
     if references:
@@ -111,10 +123,10 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
             )
     else:
         lines.append("* **Clean references**: none in this run.")
-    magnitudes: Mapping[str, Any] = power.get("magnitudes", {})
+    magnitudes: Mapping[str, Any] = plan.get("magnitudes") or {}
     if magnitudes:
         lines += ["", "Magnitudes (low, medium, high) per manipulation:", ""]
-        meanings: Mapping[str, str] = power.get("meanings", {})
+        meanings: Mapping[str, str] = document.get("injectors") or {}
         lines += _table(
             ["manipulation", "low", "medium", "high", "magnitude means"],
             [
@@ -225,17 +237,23 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
             rows,
         )
         lines.append("")
-    triage: Mapping[str, Any] = table.get("triage", {})
-    if triage:
+    scorers = [
+        (name, document["precision_recall"])
+        for name, document in sorted(table.documents.items())
+        if isinstance(document.get("precision_recall"), Mapping)
+    ]
+    if scorers:
         lines += [
-            "## Station triage against the labels",
+            "## Stations flagged against the labels",
             "",
-            "Precision: flagged stations that were manipulated / flagged stations. Recall:",
-            "manipulated stations flagged / manipulated stations. Pooled over the replicates.",
+            "For the methods that flag stations (their class says `scores_stations`). Precision:",
+            "flagged stations that were manipulated / flagged stations. Recall: manipulated",
+            "stations flagged / manipulated stations. Pooled over the replicates.",
             "",
         ]
+    for name, scored in scorers:
         rows = []
-        for injector, block in sorted(triage.items()):
+        for injector, block in sorted(scored.items()):
             for magnitude, cell in block.items():
                 rows.append(
                     [
@@ -248,6 +266,7 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
                         str(cell.get("elections", 0)),
                     ]
                 )
+        lines += [f"### `{name}`", ""]
         lines += _table(
             ["manipulation", "magnitude", "precision", "recall", "flagged", "manipulated",
              "elections"],
@@ -270,51 +289,58 @@ def render_markdown(table: Mapping[str, Any], *, power_svg: str | None = None) -
         "",
         "## Running it",
         "",
-        "* Cells (one election built and every method run on it) run on Ray by default: a local",
-        "  Ray with `--workers` CPUs, or an existing cluster with `--address HOST:PORT` (pollwatch",
-        "  and the same version must be installed on its nodes; reference units are sent to the",
-        "  workers, simulations are built there). `--executor serial` is the plain loop.",
+        "* A cell is one method on one election. Each election is built once per run for the",
+        "  methods that still need it; elections run on Ray by default: a local Ray with",
+        "  `--workers` CPUs, or an existing cluster with `--address HOST:PORT` (pollwatch and the",
+        "  same version must be installed on its nodes; reference units are sent to the workers,",
+        "  simulations are built there). `--executor serial` is the plain loop.",
         "* Every finished cell is cached as JSON under",
-        "  `<home>/calibration/<plan digest>/cells/`; rerunning the same command resumes, and a",
-        "  larger `--elections` or `--replicates` reuses the cells already computed. The digest",
-        "  covers the plan and the source of the methods, simulator, injectors and references,",
-        "  so changed code never reuses stale cells.",
-        "* Every random draw derives from `--seed` and the cell's key (NumPy `SeedSequence` spawn",
-        "  keys): any cell can be recomputed alone, and serial and Ray runs give the same table.",
-        "* `--method NAME --write-table` (repeatable) re-measures some methods only: their",
-        "  entries replace those of the shipped table, the others stay as they were, and the run",
-        "  is listed at the top of this page. It is refused, before anything runs, unless the",
-        "  plan (elections, stations, replicates, references, subsamples, seed, magnitudes,",
-        "  levels) is the table's; the error names the settings that differ. Each entry's",
-        "  `measured` record names the command, date, pollwatch version and code fingerprint",
-        "  (a hash of the methods', simulator's, injectors' and references' source) behind it.",
+        "  `<home>/calibration/<plan digest>/cells/<method>/<method key>/`; rerunning the same",
+        "  command resumes, and a larger `--elections` or `--replicates` reuses the cells already",
+        "  computed. The plan digest covers the plan and the source of the simulator and the",
+        "  reference reader; a method's key covers its parameters and its own code (the modules",
+        "  of its class and base classes, `forensics/base.py` among them); a power election's",
+        "  file name covers its injector's magnitude and code. Changing one method re-runs only",
+        "  its cells, and adding a method runs only the new method's cells.",
+        "* Every random draw derives from `--seed` and the election's key (NumPy `SeedSequence`",
+        "  spawn keys): any cell can be recomputed alone, and serial and Ray runs give the same",
+        "  tables.",
+        "* `--write-table` writes one table file per method calibrated, `<method>.json`, into",
+        "  `<home>/calibration/tables/` (or `--table-dir DIR`) and touches no other method's",
+        "  file. pollwatch reads the shipped tables (`src/pollwatch/calibration/tables/`), each",
+        "  replaced by the user's file of the same method. `pollwatch calibrate -m NAME",
+        "  --write-table` adds or refreshes NAME alone: that is how a new method (a plug-in) is",
+        "  calibrated; maintainers refresh a shipped entry with `--table-dir",
+        "  src/pollwatch/calibration/tables --docs docs/calibration.md`. A method without a table",
+        '  file is "not calibrated" (its results say so, and the verdict does not cite it).',
+        "* Each table file records its run (`measured`: command, date, pollwatch version,",
+        "  numeric environment, the method's code digest, the plan digest) and the plan settings",
+        "  it was measured with (`plan`); entries measured by other runs than the one above are",
+        "  listed at the top of this page, with the settings where their plan differs.",
         "* With `--references`, each method also runs once on each whole reference election;",
-        "  those numbers (statistic, effect, p-value, stations) are stored in the table as",
-        '  `methods[m]["references"]["whole"][reference]` and shown above, never counted as',
-        "  tests.",
+        "  those numbers (statistic, effect, p-value, stations) are stored in the table file as",
+        '  `entry["references"]["whole"][reference]` and shown above, never counted as tests.',
         "",
     ]
     return "\n".join(lines)
 
 
-def _reruns(generated: Mapping[str, Any]) -> list[str]:
-    """The method-subset runs merged into the table since it was generated, newest last."""
-    reruns = generated.get("reruns") or []
-    if not reruns:
+def _other_runs(table: CalibrationTable, main: MeasuredRun | None) -> list[str]:
+    """The runs behind the entries the main run did not measure, newest last."""
+    others = [run for run in table.runs() if main is None or run != main]
+    if not others:
         return []
     lines = [
-        "Since then, these entries were re-measured by a run over some methods with the same",
-        "plan (`--method ... --write-table` replaces only those methods' entries; each entry's",
-        "`measured` record in the table names the run that measured it):",
+        "These entries were measured by other runs (each table file's `measured` record",
+        "names the run behind it):",
         "",
     ]
-    for rerun in reruns:
-        names = ", ".join(f"`{n}`" for n in rerun.get("methods", []))
-        code = rerun.get("code")
+    for run in sorted(others, key=lambda r: (r.date, -len(r.methods), r.command)):
+        names = ", ".join(f"`{n}`" for n in run.methods)
+        this, theirs = plan_differences(run.plan, main.plan) if main is not None else ("", "")
         lines.append(
-            f"* {rerun.get('date', '')}, pollwatch {rerun.get('pollwatch', '')}"
-            + (f", code {code}" if code else "")
-            + f": {names}, by `{rerun.get('command', '')}`"
+            f"* {run.date}, pollwatch {run.pollwatch}: {names}, by `{run.command}`"
+            + (f" (measured with {this}; the run above with {theirs})" if this else "")
         )
     return [*lines, ""]
 
@@ -406,12 +432,13 @@ def _colour(rate: float | None) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def render_power_svg(table: Mapping[str, Any]) -> str:
+def render_power_svg(table: CalibrationTable) -> str:
     """Power at the first α as an SVG heat map: rows methods, columns manipulation x magnitude."""
-    generated = table.get("generated", {})
-    alpha = next(iter(generated.get("alphas", ["0.05"])))
-    magnitudes: Mapping[str, Any] = generated.get("power", {}).get("magnitudes", {})
-    methods: Mapping[str, Any] = table.get("methods", {})
+    main = table.main_run()
+    plan: Mapping[str, Any] = main.plan if main is not None else {}
+    alpha = _alphas(plan)[0]
+    magnitudes: Mapping[str, Any] = plan.get("magnitudes") or {}
+    methods: Mapping[str, Any] = table.entries()
     columns = [(inj, f"{m:g}") for inj, levels in sorted(magnitudes.items()) for m in levels]
     cell, left, top = 26, 170, 150
     width = left + cell * len(columns) + top  # room for the last slanted label
@@ -452,7 +479,7 @@ def render_power_svg(table: Mapping[str, Any]) -> str:
             )
     parts.append(
         f'<text x="4" y="{height - 12}">Numbers are percent; grey: no tests. Generated from '
-        "src/pollwatch/forensics/calibration.json.</text>"
+        "the calibration tables, one file per method.</text>"
     )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -1,7 +1,8 @@
 """Where calibration cells run: a plain loop in this process, or tasks on Ray.
 
-An executor takes the pending cells and calls ``finished(record)`` once per cell as it ends
-(the harness caches the record and reports progress), in any order:
+An executor takes the pending elections (:class:`~pollwatch.calibration.harness.Cell`) and the
+methods that still need them, and calls ``finished(record)`` once per election as it ends (the
+harness caches one cell per method and reports progress), in any order:
 
 * ``serial``: one process, cells in plan order; the reference that every other executor must
   match number for number.

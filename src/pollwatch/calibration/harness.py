@@ -1,33 +1,47 @@
-"""The calibration harness: false-positive rates, power and triage accuracy of every method.
+"""The calibration harness: false-positive rates, power and station ranking of each method.
 
-A :class:`CalibrationPlan` says what to measure; :func:`plan_cells` splits it into **cells**, each
-one election to build and every planned method run on it:
+A :class:`CalibrationPlan` says what to measure; :func:`plan_cells` lists its **elections**, and
+a **cell** is one method on one of them:
 
 * ``clean-<i>``: a clean simulated election
   (:func:`pollwatch.forensics.simulate.simulate_clean`), for false-positive rates and for the
   empirical thresholds of methods without a p-value;
 * ``power-<injector>-<level>-<r>``: a fresh clean simulation with one injector
   (:data:`pollwatch.calibration.injectors.INJECTORS`) applied to ``share`` of its stations at
-  a low, medium or high magnitude, for power and for the triage's precision and recall against
-  the injector's labels;
+  a low, medium or high magnitude, for power and, for methods that score stations, precision
+  and recall against the injector's labels;
 * ``reference-<id>-<u>``: one unit (a region, state, district or random subsample) of a real
   clean election, from :func:`pollwatch.calibration.references.reference_units`, where each
   unit is one test;
 * ``whole-<id>``: the whole reference election, each method run on it once; its statistic,
-  effect and p-value are stored (``methods[m]["references"]["whole"][id]``) to show what the
+  effect and p-value are stored (``entry["references"]["whole"][id]``) to show what the
   method says about the real election, and are **not** counted in any rate (one election is
   one sample, and it overlaps every unit of its reference).
 
-Every random draw of a cell derives from the plan's seed and the cell's key
+Every random draw derives from the plan's seed and the election's key
 (``numpy.random.SeedSequence(seed, spawn_key=...)``), so any cell can be recomputed alone and
-gives the same numbers whichever executor, worker or order ran it. A cell's output is a small
-JSON dictionary (per method: p-value, statistic, stations flagged, or the reason it was
-skipped), cached under ``<home>/calibration/<plan digest>/cells/<key>.json``; a rerun of the
-same plan reuses every cached cell, so an interrupted run resumes where it stopped. The plan
-digest leaves out the counts (elections, replicates), so a larger run reuses a smaller one.
+gives the same numbers whichever executor, worker or order ran it. An election is built once
+per run for all the methods that still need it. A cell's output is a small JSON dictionary
+(p-value, statistic, stations flagged, or the reason it was skipped), cached under
+``<home>/calibration/<plan digest>/cells/<method>/<method key>/<election>.json``:
 
-:func:`build_table` aggregates cells into the calibration table
-(``pollwatch-calibration/1``, read by :mod:`pollwatch.forensics.calibration`):
+* the **plan digest** covers the settings that make the elections (sizes, seed, share,
+  references, subsamples) and the source of the simulator and the reference reader; it leaves
+  out the counts (elections, replicates), so a larger run reuses a smaller one, and the
+  methods and injectors, which have keys of their own;
+* the **method key** covers the method's name, its parameters and the digest of its own code
+  (:func:`method_code_digest`: the modules of its class and of its base classes, which include
+  ``forensics/base.py``), so changing one method invalidates only its cells, and adding a
+  method runs only its cells;
+* a power election's file name carries the **injector key** (the injector, its magnitude and
+  the source of its module), so injectors are keyed on their own too.
+
+A rerun of the same plan reuses every cached cell, so an interrupted run resumes where it
+stopped.
+
+:func:`build_tables` aggregates the cells into one table document per method
+(``pollwatch-calibration/2``, read by :mod:`pollwatch.forensics.calibration`; :func:`write_tables`
+writes them, one file per method, touching no other method's file):
 
 * **decision**: a method "rejects" an election when ``p_value < alpha``; a method without a
   p-value is calibrated empirically: it rejects when its statistic lies beyond the clean
@@ -42,13 +56,11 @@ digest leaves out the counts (elections, replicates), so a larger run reuses a s
 * **unreliable**: the lower end of the Wilson interval of the false-positive rate on the clean
   simulations or on the pooled references exceeds alpha, at 0.05 or at 0.01 (for empirical
   methods the references only: their simulated rate is alpha by construction).
-* **triage**: precision = flagged stations that were manipulated / flagged stations, recall =
-  manipulated stations flagged / manipulated stations, pooled over the replicates.
-* **measured**: per method, the command, date, pollwatch version and code fingerprint of the
-  run that measured its entry. :func:`merge_tables` puts the entries of a run over a subset of
-  the methods into an existing table, only when both were measured under the same plan
-  (:func:`plan_settings`; :func:`check_same_plan` names the settings that differ), and lists
-  the run in ``generated["reruns"]``.
+* **precision_recall** (methods whose class says ``scores_stations``): precision = flagged
+  stations that were manipulated / flagged stations, recall = manipulated stations flagged /
+  manipulated stations, pooled over the replicates, per injector and magnitude.
+* **measured**: the command, date, pollwatch version, numeric environment, the method's code
+  digest and the plan digest of the run; **plan**: the plan settings (:func:`plan_settings`).
 
 Layer: imports results, forensics, settings, errors and registry; never cli, web or reports.
 """
@@ -57,14 +69,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import inspect
 import json
 import math
-import os
+import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
@@ -73,31 +86,36 @@ from pollwatch import __version__
 from pollwatch.calibration.injectors import INJECTORS, Injector
 from pollwatch.environment import numeric_versions
 from pollwatch.errors import PollwatchError
+from pollwatch.fileio import atomic_write_json, atomic_write_text
 from pollwatch.forensics.base import METHODS, Method, MethodNotApplicable, method_names
+from pollwatch.forensics.calibration import TABLE_FORMAT, table_file
 from pollwatch.results.model import Election
 from pollwatch.settings import Settings
 
 __all__ = [
+    "PLAN_SETTINGS",
+    "SIMULATOR",
     "TABLE_FORMAT",
     "CalibrationPlan",
     "CalibrationRun",
     "Cell",
     "MethodSpec",
     "ReferenceUnitLike",
-    "build_table",
+    "build_tables",
     "cell_seed",
-    "check_same_plan",
-    "default_table_path",
-    "merge_tables",
+    "elections_code_digest",
+    "injector_key",
+    "method_code_digest",
     "plan_cells",
+    "plan_differences",
     "plan_settings",
     "run_calibration",
     "run_cell",
     "table_json",
     "wilson_interval",
+    "write_tables",
 ]
 
-TABLE_FORMAT = "pollwatch-calibration/1"
 
 LEVELS = ("low", "medium", "high")
 
@@ -160,6 +178,16 @@ class MethodSpec:
         parameters = self.build(0).parameters()
         parameters.pop("seed", None)
         return parameters
+
+    def key(self) -> str:
+        """The method's part of its cells' cache key: name, parameters and code digest."""
+        data = {
+            "method": self.name,
+            "parameters": self.calibrated_parameters(),
+            "code": method_code_digest(self.cls),
+        }
+        text = json.dumps(data, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -260,42 +288,93 @@ class CalibrationPlan:
         return tuple(REFERENCES)
 
     def describe(self) -> dict[str, Any]:
-        """Everything that changes a cell's numbers, resolved (JSON-able)."""
+        """Everything that changes the planned elections, resolved (JSON-able).
+
+        The methods and the injectors' magnitudes are not here: cells are keyed by method
+        (:meth:`MethodSpec.key`) and power elections by injector (:func:`injector_key`).
+        """
         data = {k: v for k, v in asdict(self).items() if k not in ("magnitudes", "methods")}
-        data["injectors"] = {k: list(v) for k, v in self.injector_magnitudes().items()}
-        data["methods"] = {s.name: s.calibrated_parameters() for s in self.method_specs()}
+        data.pop("injectors")
+        data["power_stations"] = self.power_stations or self.stations
+        data["references"] = list(self.reference_ids())
         data["alphas"] = list(self.alphas)
         return data
 
     def digest(self) -> str:
         """Identifies the cached cells of this plan; counts are left out, so runs extend.
 
-        The source of the code that makes a cell's numbers (the forensics package, the
-        injectors, the references) is part of it, so a changed method never reuses old cells.
+        The source of the code that builds the elections (the simulator and the reference
+        reader, :func:`elections_code_digest`) is part of it; the methods' and injectors'
+        code is part of their own keys, so a changed method reuses every other method's cells.
         """
         data = self.describe()
         for count in ("elections", "replicates", "alphas"):
             data.pop(count)
-        data["code"] = _code_fingerprint()
+        data["code"] = elections_code_digest()
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _code_fingerprint() -> str:
-    """SHA-256 over the sources that decide a cell's numbers (methods, simulator, injectors)."""
-    import pollwatch.calibration
-    import pollwatch.forensics
+def _module_source(module: ModuleType) -> bytes:
+    """A module's source file as bytes (b"" when it has none, e.g. a module built in memory)."""
+    try:
+        path = inspect.getsourcefile(module)
+    except TypeError:
+        return b""
+    if path is None:
+        return b""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
+
+
+def _classes_digest(cls: type, base: type) -> str:
+    """SHA-256 over the source of the modules defining ``cls`` and its ``base`` subclasses."""
+    digest = hashlib.sha256()
+    modules = sorted({c.__module__ for c in cls.__mro__ if issubclass(c, base)})
+    for name in modules:
+        module = sys.modules.get(name)
+        digest.update(name.encode())
+        digest.update(b"\0")
+        if module is not None:
+            digest.update(_module_source(module))
+    return digest.hexdigest()[:16]
+
+
+def method_code_digest(cls: type[Method]) -> str:
+    """The digest of a method's own code: the modules of its class and of its base classes.
+
+    The base classes include :class:`~pollwatch.forensics.base.Method`, so
+    ``forensics/base.py`` is always part of it; other methods' modules never are.
+    """
+    return _classes_digest(cls, Method)
+
+
+def elections_code_digest() -> str:
+    """The digest of the code that builds the planned elections (simulator, reference units)."""
+    from pollwatch.calibration import references
+    from pollwatch.forensics import simulate
+    from pollwatch.forensics.spikes import read_qss_reference
 
     digest = hashlib.sha256()
-    forensics = Path(pollwatch.forensics.__file__).parent
-    calibration = Path(pollwatch.calibration.__file__).parent
-    files = [p for p in sorted(forensics.glob("*.py")) if p.name != "calibration.py"]
-    files += [calibration / "injectors.py", calibration / "references.py"]
-    for path in files:
-        if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    for module in (simulate, references):
+        digest.update(module.__name__.encode())
+        digest.update(_module_source(module))
+    # one reference (Canada 2011) is read by a function of a method's module: its source alone
+    digest.update(inspect.getsource(read_qss_reference).encode())
     return digest.hexdigest()[:16]
+
+
+def injector_key(name: str, magnitude: float) -> str:
+    """The injector's part of a power election's cache key: name, magnitude, its code."""
+    cls = INJECTORS.get(name)
+    text = json.dumps([name, float(magnitude), _classes_digest(cls, Injector)])
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+#: the simulator of the clean elections, as the docs page names it
+SIMULATOR = "pollwatch.forensics.simulate.simulate_clean"
 
 
 class ReferenceUnitLike(Protocol):
@@ -394,12 +473,14 @@ def run_cell(
     methods: Sequence[MethodSpec],
     election: Election | None = None,
 ) -> dict[str, Any]:
-    """Build the cell's election, run every method on it, and return the cell's JSON record.
+    """Build the cell's election once, run every method of ``methods`` on it, return the record.
 
     Reference and whole-reference cells take their ``election``; clean and power cells
-    simulate theirs.
+    simulate theirs. The record has the election's fields and, per method, its result
+    (``methods[name]``: p-value, statistic, effect, sample size, stations flagged, skipped;
+    on power elections, for methods that score stations, ``scored``: flagged, labelled and
+    true positives against the injector's labels) and its run time (``timings[name]``).
     """
-    start = time.perf_counter()
     labelled: tuple[str, ...] | None = None
     if cell.kind == "clean":
         election = _simulate(plan, cell, plan.stations)
@@ -413,8 +494,9 @@ def run_cell(
         raise PollwatchError(f"cell {cell.key}: a reference cell needs its election")
     method_seed = cell_seed(cell, plan.seed, 2) % (2**31)
     results: dict[str, dict[str, Any]] = {}
-    triage_flagged: tuple[str, ...] | None = None
+    timings: dict[str, float] = {}
     for spec in methods:
+        start = time.perf_counter()
         record: dict[str, Any] = {
             "p_value": None,
             "statistic": None,
@@ -435,77 +517,112 @@ def run_cell(
             record["effect"] = _finite(result.effect)
             record["sample_size"] = int(result.sample_size)
             record["flagged"] = len(result.flagged)
-            if spec.cls.scores_stations and triage_flagged is None:
-                triage_flagged = result.flagged
+            if spec.cls.scores_stations and labelled is not None:
+                truth = set(labelled)
+                record["scored"] = {
+                    "flagged": len(result.flagged),
+                    "labelled": len(truth),
+                    "true_positives": len(truth.intersection(result.flagged)),
+                }
         results[spec.name] = record
-    output: dict[str, Any] = {
+        timings[spec.name] = round(time.perf_counter() - start, 4)
+    output: dict[str, Any] = _election_fields(cell, election)
+    output["methods"] = results
+    output["timings"] = timings
+    return output
+
+
+def _election_fields(cell: Cell, election: Election) -> dict[str, Any]:
+    """What a record says of its election: key, kind, id, size, injector or reference."""
+    fields: dict[str, Any] = {
         "key": cell.key,
         "kind": cell.kind,
         "election": election.id,
         "stations": len(election),
-        "methods": results,
     }
     if cell.kind == "power":
-        output.update(injector=cell.injector, level=cell.level, magnitude=cell.magnitude)
+        fields.update(injector=cell.injector, level=cell.level, magnitude=cell.magnitude)
     if cell.kind in ("reference", "whole"):
-        output["reference"] = cell.reference
-    if labelled is not None:
-        scorers = method_names("scores_stations")  # loads the built-ins in a fresh worker too
-        if triage_flagged is None and scorers:
-            try:
-                triage_flagged = METHODS.get(scorers[0])().run(election).flagged
-            except PollwatchError:
-                triage_flagged = None
-        if triage_flagged is not None:
-            truth = set(labelled)
-            output["triage"] = {
-                "flagged": len(triage_flagged),
-                "labelled": len(truth),
-                "true_positives": len(truth.intersection(triage_flagged)),
-            }
-    output["seconds"] = round(time.perf_counter() - start, 4)
-    return output
+        fields["reference"] = cell.reference
+    return fields
 
 
 # --- the cell cache ---------------------------------------------------------------------------
+#: the fields of a cell's result (one method on one election)
+_RESULT_FIELDS = ("p_value", "statistic", "effect", "sample_size", "flagged", "skipped")
+
+
 class CellCache:
-    """Finished cells of one plan as JSON files, written atomically (temp file, then rename)."""
+    """Finished cells of one plan as JSON files, one per method and election (written
+    atomically): ``<folder>/cells/<method>/<method key>/<election>.json``."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path(self, key: str) -> Path:
-        return self.folder / "cells" / f"{key}.json"
+    def path(self, spec: MethodSpec, method_key: str, cell: Cell) -> Path:
+        name = cell.key
+        if cell.kind == "power":
+            name += f"-{injector_key(cell.injector, cell.magnitude)}"
+        return self.folder / "cells" / spec.name / method_key / f"{name}.json"
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        """The cached record, or None when absent or damaged (then it is recomputed)."""
+    def load(self, spec: MethodSpec, method_key: str, cell: Cell) -> dict[str, Any] | None:
+        """The cached cell, or None when absent or damaged (then it is recomputed)."""
         try:
-            data = json.loads(self.path(key).read_text("utf-8"))
+            data = json.loads(self.path(spec, method_key, cell).read_text("utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("key") != key or "methods" not in data:
+        if (
+            not isinstance(data, dict)
+            or data.get("key") != cell.key
+            or data.get("method") != spec.name
+            or not isinstance(data.get("result"), dict)
+            or not all(f in data["result"] for f in _RESULT_FIELDS)
+        ):
             return None
         return data
 
-    def store(self, record: Mapping[str, Any]) -> None:
-        target = self.path(str(record["key"]))
+    def store(self, spec: MethodSpec, method_key: str, cell: Cell, data: Mapping[str, Any]) -> None:
+        target = self.path(spec, method_key, cell)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        try:
-            partial.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
-            os.replace(partial, target)
-        finally:
-            if partial.exists():
-                partial.unlink()
+        atomic_write_json(target, data, sort_keys=True)
 
 
-#: progress(cells done, cells in total, key of the cell just finished, whether it was computed)
+def _split(record: Mapping[str, Any], name: str, method_key: str) -> dict[str, Any]:
+    """One method's cell out of an election's record (what the cache stores)."""
+    data = {k: v for k, v in record.items() if k not in ("methods", "timings")}
+    data["method"] = name
+    data["method_key"] = method_key
+    data["result"] = record["methods"][name]
+    data["seconds"] = record.get("timings", {}).get(name)
+    return data
+
+
+def _join(record: dict[str, Any], cached: Mapping[str, Any]) -> None:
+    """Put one method's cell into the election's record (made from the cell if empty)."""
+    if not record:
+        record.update({k: v for k, v in cached.items() if k not in _CELL_ONLY})
+        record["methods"] = {}
+        record["timings"] = {}
+    name = str(cached["method"])
+    record["methods"][name] = cached["result"]
+    record["timings"][name] = cached.get("seconds")
+
+
+_CELL_ONLY = ("method", "method_key", "result", "seconds")
+
+
+#: progress(cells done, cells in total, key of the election just finished, whether computed)
 Progress = Callable[[int, int, str, bool], None]
 
 
 @dataclass
 class CalibrationRun:
-    """The records of every cell of a run, and how the run went."""
+    """The records of every election of a run, and how the run went.
+
+    ``records`` maps an election's key to its record (:func:`run_cell`'s shape, every planned
+    method in ``methods``); ``computed`` and ``cached`` count cells (one method on one
+    election); ``elections`` counts the elections built.
+    """
 
     plan: CalibrationPlan
     records: dict[str, dict[str, Any]]
@@ -516,13 +633,14 @@ class CalibrationRun:
     workers: int
     reference_units: dict[str, dict[str, Any]] = field(default_factory=dict)
     folder: Path | None = None
+    elections: int = 0
 
     @property
     def elections_per_second(self) -> float | None:
-        """Computed cells (elections built and tested) per second of wall time."""
-        if not self.computed or self.seconds <= 0:
+        """Elections built (and tested by the methods that needed them) per second of wall time."""
+        if not self.elections or self.seconds <= 0:
             return None
-        return self.computed / self.seconds
+        return self.elections / self.seconds
 
 
 def _load_units(plan: CalibrationPlan, settings: Settings | None) -> list[ReferenceUnitLike]:
@@ -558,12 +676,13 @@ def run_calibration(
     units: Iterable[ReferenceUnitLike] | None = None,
     progress: Progress | None = None,
 ) -> CalibrationRun:
-    """Run (or resume) every cell of ``plan`` and return their records.
+    """Run (or resume) every cell of ``plan`` and return the records of its elections.
 
     ``executor`` is "serial" (one process, the reference) or "ray" (``workers`` local CPUs, or
     the cluster at ``address``). Cells are cached under ``cache_dir`` (default
-    ``<home>/calibration/<plan digest>``; None settings load the usual ones). ``units``
-    replaces the reference units loaded from the data mirror (tests pass their own).
+    ``<home>/calibration/<plan digest>``; None settings load the usual ones); an election is
+    built only when a method still lacks its cell, and then once for all such methods.
+    ``units`` replaces the reference units loaded from the data mirror (tests pass their own).
     """
     from pollwatch.calibration.executors import EXECUTORS
 
@@ -574,6 +693,7 @@ def run_calibration(
     if workers < 1:
         raise PollwatchError(f"workers={workers} must be at least 1", hint="e.g. --workers 2")
     methods = plan.method_specs()
+    method_keys = {spec.name: spec.key() for spec in methods}
     if cache_dir is None:
         if settings is None:
             from pollwatch.settings import load_settings
@@ -582,12 +702,10 @@ def run_calibration(
         cache_dir = settings.calibration_dir / plan.digest()
     unit_list = list(units) if units is not None else _load_units(plan, settings)
     cells = plan_cells(plan, unit_list)
-    elections = {
-        cell.key: unit.election
-        for cell, unit in zip(cells[len(cells) - len(unit_list) :], unit_list, strict=True)
-    }
+    unit_cells = cells[len(cells) - len(unit_list) :]
+    elections = {cell.key: unit.election for cell, unit in zip(unit_cells, unit_list, strict=True)}
     unit_info: dict[str, dict[str, Any]] = {}
-    for cell, unit in zip(cells[len(cells) - len(unit_list) :], unit_list, strict=True):
+    for cell, unit in zip(unit_cells, unit_list, strict=True):
         unit_info[cell.key] = {
             "reference": unit.reference,
             "kind": unit.kind,
@@ -595,41 +713,63 @@ def run_calibration(
             "stations": len(unit.election),
         }
     cache = CellCache(cache_dir)
-    records: dict[str, dict[str, Any]] = {}
-    pending: list[Cell] = []
+    records: dict[str, dict[str, Any]] = {cell.key: {} for cell in cells}
+    by_key = {cell.key: cell for cell in cells}
+    # the methods each election still needs, grouped so that one executor call runs a group
+    groups: dict[tuple[str, ...], list[Cell]] = {}
+    cached_cells = 0
     for cell in cells:
-        cached = cache.load(cell.key)
-        if cached is None:
-            pending.append(cell)
-        else:
-            records[cell.key] = cached
-    total = len(cells)
-    done = len(records)
+        missing: list[str] = []
+        for spec in methods:
+            found = cache.load(spec, method_keys[spec.name], cell)
+            if found is None:
+                missing.append(spec.name)
+            else:
+                _join(records[cell.key], found)
+                cached_cells += 1
+        if missing:
+            groups.setdefault(tuple(missing), []).append(cell)
+    total = len(cells) * len(methods)
+    done = cached_cells
     if progress is not None:
         progress(done, total, "", False)
+    specs = {spec.name: spec for spec in methods}
 
     def finished(record: dict[str, Any]) -> None:
         nonlocal done
-        cache.store(record)
-        records[str(record["key"])] = record
-        done += 1
+        key = str(record["key"])
+        cell = by_key[key]
+        for name in record["methods"]:
+            spec = specs[name]
+            part = _split(record, name, method_keys[name])
+            cache.store(spec, method_keys[name], cell, part)
+            _join(records[key], part)
+        done += len(record["methods"])
         if progress is not None:
-            progress(done, total, str(record["key"]), True)
+            progress(done, total, key, True)
 
     start = time.perf_counter()
-    if pending:
-        EXECUTORS[executor](plan, pending, methods, elections, finished, workers, address)
+    built = 0
+    for names, pending in groups.items():
+        chosen = [specs[name] for name in names]
+        EXECUTORS[executor](plan, pending, chosen, elections, finished, workers, address)
+        built += len(pending)
     seconds = time.perf_counter() - start
+    order = [spec.name for spec in methods]
+    for record in records.values():
+        record["methods"] = {name: record["methods"][name] for name in order}
+        record["timings"] = {name: record["timings"].get(name) for name in order}
     return CalibrationRun(
         plan=plan,
         records={cell.key: records[cell.key] for cell in cells},
-        computed=len(pending),
-        cached=total - len(pending),
+        computed=total - cached_cells,
+        cached=cached_cells,
         seconds=seconds,
         executor=executor,
         workers=workers,
         reference_units=unit_info,
         folder=cache_dir,
+        elections=built,
     )
 
 
@@ -677,18 +817,19 @@ def _decision(name: str, cls: type[Method] | None, clean: list[dict[str, Any]]) 
     return "empirical"
 
 
-def build_table(
+def build_tables(
     run: CalibrationRun,
     *,
     command: str,
     date: str | None = None,
     descriptions: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Aggregate a run into the calibration table (``pollwatch-calibration/1``).
+) -> dict[str, dict[str, Any]]:
+    """Aggregate a run into one table document per planned method (``pollwatch-calibration/2``).
 
-    ``command`` is the exact command that regenerates the table; ``descriptions`` gives a line
-    per reference id (what a unit is and why the election is clean; default: those of
-    :data:`pollwatch.calibration.references.REFERENCE_DESCRIPTIONS`).
+    ``command`` is the exact command that measured them; ``descriptions`` gives a line per
+    reference id (what a unit is and why the election is clean; default: those of
+    :data:`pollwatch.calibration.references.REFERENCE_DESCRIPTIONS`). The documents are keyed
+    by method name, in the plan's order.
     """
     if descriptions is None:
         from pollwatch.calibration.references import REFERENCE_DESCRIPTIONS
@@ -707,18 +848,14 @@ def build_table(
         if info["kind"] != "whole"
     }
     when = date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    code = _code_fingerprint()
-    measured = {
-        "command": command,
-        "date": when,
-        "pollwatch": __version__,
-        "code": code,
-        "plan_digest": plan.digest(),
-    }
-    specs = plan.method_specs()
+    environment = numeric_versions()
+    plan_digest = plan.digest()
+    settings = _settings_of_plan(plan)
     magnitudes = plan.injector_magnitudes()
-    methods: dict[str, Any] = {}
-    for spec in specs:
+    meanings = {k: INJECTORS.get(k).magnitude_meaning for k in magnitudes}
+    units = _reference_units(run, reference, descriptions)
+    documents: dict[str, dict[str, Any]] = {}
+    for spec in plan.method_specs():
         name = spec.name
         cls = spec.cls
         tail = str(getattr(cls, "calibration_tail", "upper"))
@@ -780,21 +917,49 @@ def build_table(
         reasons = sorted({s for s in skipped if s is not None})
         entry["skipped_reasons"] = reasons[:3]
         entry["unreliable"], entry["unreliable_reason"] = _unreliable(entry, alphas, plan.alphas)
-        entry["measured"] = dict(measured)
-        methods[name] = entry
-    triage: dict[str, Any] = {}
+        document: dict[str, Any] = {
+            "format": TABLE_FORMAT,
+            "method": name,
+            "measured": {
+                "command": command,
+                "date": when,
+                "pollwatch": __version__,
+                "environment": dict(environment),
+                "code": method_code_digest(cls),
+                "plan_digest": plan_digest,
+            },
+            "plan": settings,
+            "injectors": dict(meanings),
+            "reference_units": units,
+            "entry": entry,
+        }
+        if cls.scores_stations:
+            document["precision_recall"] = _precision_recall(name, power, magnitudes)
+        documents[name] = document
+    return documents
+
+
+def _precision_recall(
+    name: str,
+    power: Sequence[Mapping[str, Any]],
+    magnitudes: Mapping[str, tuple[float, float, float]],
+) -> dict[str, Any]:
+    """Precision and recall of one method's flagged stations, per injector and magnitude."""
+    out: dict[str, Any] = {}
     for injector, levels in magnitudes.items():
-        triage[injector] = {}
+        out[injector] = {}
         for level, magnitude in zip(LEVELS, levels, strict=True):
             scored = [
-                r["triage"]
+                r["methods"][name]["scored"]
                 for r in power
-                if r["injector"] == injector and r["level"] == level and "triage" in r
+                if r["injector"] == injector
+                and r["level"] == level
+                and "scored" in r["methods"].get(name, {})
             ]
             flagged = sum(t["flagged"] for t in scored)
             labelled = sum(t["labelled"] for t in scored)
             hits = sum(t["true_positives"] for t in scored)
-            triage[injector][f"{magnitude:g}"] = {
+            out[injector][f"{magnitude:g}"] = {
                 "precision": hits / flagged if flagged else None,
                 "recall": hits / labelled if labelled else None,
                 "elections": len(scored),
@@ -802,11 +967,20 @@ def build_table(
                 "labelled": labelled,
                 "true_positives": hits,
             }
+    return out
+
+
+def _reference_units(
+    run: CalibrationRun,
+    reference: Sequence[Mapping[str, Any]],
+    descriptions: Mapping[str, str],
+) -> dict[str, dict[str, Any]]:
+    """Per reference id: its units, their kinds, the whole election's stations, a description."""
     units: dict[str, dict[str, Any]] = {}
     for info in run.reference_units.values():
         block = units.setdefault(
             info["reference"],
-            {"units": 0, "description": (descriptions or {}).get(info["reference"], "")},
+            {"units": 0, "description": descriptions.get(info["reference"], "")},
         )
         if info["kind"] == "whole":
             block["whole_stations"] = info["stations"]
@@ -818,44 +992,14 @@ def build_table(
         for r in reference:
             block = units.setdefault(
                 r["reference"],
-                {"units": 0, "description": (descriptions or {}).get(r["reference"], "")},
+                {"units": 0, "description": descriptions.get(r["reference"], "")},
             )
             block["units"] += 1
-    return {
-        "format": TABLE_FORMAT,
-        "generated": {
-            "command": command,
-            "date": when,
-            "pollwatch": __version__,
-            "code": code,
-            "environment": numeric_versions(),
-            "seed": plan.seed,
-            "simulated": {
-                "elections": len(clean),
-                "stations": plan.stations,
-                "regions": plan.regions,
-                "candidates": plan.candidates,
-                "simulator": "pollwatch.forensics.simulate.simulate_clean",
-            },
-            "power": {
-                "share": plan.share,
-                "replicates": plan.replicates,
-                "stations": plan.power_stations or plan.stations,
-                "magnitudes": {k: list(v) for k, v in magnitudes.items()},
-                "meanings": {k: INJECTORS.get(k).magnitude_meaning for k in magnitudes},
-            },
-            "references": units,
-            "alphas": alphas,
-            "plan_digest": plan.digest(),
-            "plan": _settings_of_plan(plan),
-        },
-        "methods": methods,
-        "triage": triage,
-    }
+    return units
 
 
 def _whole(record: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """One method's numbers on a whole reference election (see :func:`build_table`)."""
+    """One method's numbers on a whole reference election (see :func:`build_tables`)."""
     result = record["methods"][name]
     out: dict[str, Any] = {
         "statistic": result.get("statistic"),
@@ -869,8 +1013,8 @@ def _whole(record: Mapping[str, Any], name: str) -> dict[str, Any]:
     return out
 
 
-# --- plans of tables, and merging a subset run into a table ------------------------------------
-#: the plan settings two tables must share before one's entries may replace the other's
+# --- plans of tables ----------------------------------------------------------------------------
+#: the plan settings a table document records (``plan``) and that :func:`plan_differences` compares
 PLAN_SETTINGS = (
     "elections",
     "stations",
@@ -907,131 +1051,46 @@ def _settings_of_plan(plan: CalibrationPlan) -> dict[str, Any]:
     }
 
 
-def plan_settings(table: Mapping[str, Any] | CalibrationPlan) -> dict[str, Any]:
-    """The plan settings (:data:`PLAN_SETTINGS`) a table was measured under, or a plan's.
-
-    Tables written since the ``plan`` block existed carry it; for older ones the settings are
-    read back from the ``generated`` block (subsamples: the most subsample units of any
-    reference; the subsample fraction the command line cannot change, 0.25).
-    """
-    if isinstance(table, CalibrationPlan):
-        return _settings_of_plan(table)
-    generated: Mapping[str, Any] = table.get("generated", {})
-    recorded = generated.get("plan")
-    if isinstance(recorded, Mapping):
-        return {key: recorded.get(key) for key in PLAN_SETTINGS}
-    simulated = generated.get("simulated", {})
-    power = generated.get("power", {})
-    references: Mapping[str, Any] = generated.get("references", {})
-    subsamples = [
-        int((info.get("kinds") or {}).get("subsample", 0)) for info in references.values()
-    ]
-    return {
-        "elections": simulated.get("elections"),
-        "stations": simulated.get("stations"),
-        "regions": simulated.get("regions"),
-        "candidates": simulated.get("candidates"),
-        "replicates": power.get("replicates"),
-        "power_stations": power.get("stations"),
-        "share": power.get("share"),
-        "magnitudes": {
-            k: [float(m) for m in v] for k, v in sorted((power.get("magnitudes") or {}).items())
-        },
-        "references": sorted(references),
-        "subsamples": max(subsamples, default=0),
-        "subsample_fraction": 0.25,
-        "seed": generated.get("seed"),
-        "alphas": list(generated.get("alphas", [])),
-    }
+def plan_settings(source: Mapping[str, Any] | CalibrationPlan) -> dict[str, Any]:
+    """The plan settings (:data:`PLAN_SETTINGS`) of a plan, or those a table document records."""
+    if isinstance(source, CalibrationPlan):
+        return _settings_of_plan(source)
+    recorded = source.get("plan")
+    plan: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else source
+    return {key: plan.get(key) for key in PLAN_SETTINGS}
 
 
 def _word(key: str, value: Any) -> str:
     if key == "references":
-        return f"references={','.join(value) or 'none'}"
+        return f"references={','.join(value or []) or 'none'}"
     if key == "magnitudes":
         return "magnitudes=" + ";".join(
-            f"{k}:{'/'.join(f'{m:g}' for m in v)}" for k, v in value.items()
+            f"{k}:{'/'.join(f'{m:g}' for m in v)}" for k, v in (value or {}).items()
         )
     if key == "alphas":
-        return f"alphas={','.join(value)}"
+        return f"alphas={','.join(value or [])}"
     return f"{key}={value}"
 
 
-def check_same_plan(
-    table: Mapping[str, Any], plan: CalibrationPlan | Mapping[str, Any], *, where: str = "the table"
-) -> None:
-    """Raise a one-line :class:`PollwatchError` naming the settings where they differ.
+def plan_differences(
+    have: Mapping[str, Any] | CalibrationPlan, want: Mapping[str, Any] | CalibrationPlan
+) -> tuple[str, str]:
+    """Where two plans (or table documents) differ: ``("elections=2", "elections=200")``.
 
-    ``plan`` is the plan of a run, or the table that run produced.
+    Each side lists its settings that differ from the other's (:data:`PLAN_SETTINGS` order);
+    two empty strings when they agree.
     """
-    have = plan_settings(table)
-    want = plan_settings(plan)
-    differ = [key for key in PLAN_SETTINGS if have.get(key) != want.get(key)]
-    if not differ:
-        return
-    shipped = ", ".join(_word(key, have.get(key)) for key in differ)
-    this = ", ".join(_word(key, want.get(key)) for key in differ)
-    raise PollwatchError(
-        f"{where} was measured with {shipped}; this run has {this}, so its entries cannot "
-        "replace the table's",
-        hint="rerun the methods with the table's settings, or leave out --method to write a "
-        "whole new table",
+    first, second = plan_settings(have), plan_settings(want)
+    keys = [key for key in PLAN_SETTINGS if first.get(key) != second.get(key)]
+    return (
+        ", ".join(_word(key, first.get(key)) for key in keys),
+        ", ".join(_word(key, second.get(key)) for key in keys),
     )
-
-
-def merge_tables(table: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``table`` with the methods of ``update`` (a run over some methods) put in its place.
-
-    Both must have been measured under the same plan (:func:`check_same_plan` raises
-    otherwise). The entries of ``update``'s methods replace the table's (new ones are
-    appended), every other entry is kept and keeps (or gains, from the table's ``generated``
-    block) its ``measured`` record; the ``triage`` block is replaced when ``update`` measured
-    the ``triage`` method; the reference descriptions and whole-election sizes are
-    ``update``'s; ``generated["reruns"]`` lists the run (command, date, methods, code). The
-    ``generated`` command stays the one that regenerates the whole table.
-    """
-    import copy
-
-    check_same_plan(table, update)
-    merged: dict[str, Any] = copy.deepcopy(dict(table))
-    generated: dict[str, Any] = merged.setdefault("generated", {})
-    base = {
-        "command": generated.get("command", ""),
-        "date": generated.get("date", ""),
-        "pollwatch": generated.get("pollwatch", ""),
-        "code": generated.get("code"),
-        "plan_digest": generated.get("plan_digest"),
-    }
-    methods: dict[str, Any] = merged.setdefault("methods", {})
-    for entry in methods.values():
-        entry.setdefault("measured", dict(base))
-    new_generated: Mapping[str, Any] = update.get("generated", {})
-    new_methods: Mapping[str, Any] = update.get("methods", {})
-    for name, entry in new_methods.items():
-        methods[name] = copy.deepcopy(dict(entry))
-    if any(METHODS.get(n).scores_stations for n in new_methods if n in METHODS) and (
-        "triage" in update
-    ):
-        merged["triage"] = copy.deepcopy(dict(update["triage"]))
-    if new_generated.get("references"):
-        generated["references"] = copy.deepcopy(dict(new_generated["references"]))
-    generated["plan"] = plan_settings(table)
-    generated.setdefault("reruns", []).append(
-        {
-            "command": new_generated.get("command", ""),
-            "date": new_generated.get("date", ""),
-            "pollwatch": new_generated.get("pollwatch", ""),
-            "code": new_generated.get("code"),
-            "environment": new_generated.get("environment", {}),
-            "methods": list(new_methods),
-        }
-    )
-    return merged
 
 
 @dataclass(frozen=True)
 class _Judge:
-    """Turns a method's cell records into rejections at each level (see :func:`build_table`)."""
+    """Turns a method's cell records into rejections at each level (see :func:`build_tables`)."""
 
     name: str
     decision: str
@@ -1127,8 +1186,27 @@ def table_json(table: Mapping[str, Any]) -> str:
     return text + "\n"
 
 
-def default_table_path() -> Path:
-    """The shipped table, ``calibration.json`` beside :mod:`pollwatch.forensics.calibration`."""
-    from importlib import resources
+def write_tables(
+    documents: Mapping[str, Mapping[str, Any]],
+    folder: Path,
+    methods: Iterable[str] | None = None,
+) -> list[Path]:
+    """Write each method's table document to ``<folder>/<method>.json`` (atomically).
 
-    return Path(str(resources.files("pollwatch.forensics").joinpath("calibration.json")))
+    Only the methods of ``documents`` (or of ``methods``, a subset) are written; every other
+    file in ``folder`` is left as it was. Returns the files written.
+    """
+    chosen = list(documents) if methods is None else list(methods)
+    written = []
+    for name in chosen:
+        document = documents[name]
+        if document.get("format") != TABLE_FORMAT or document.get("method") != name:
+            raise PollwatchError(
+                f"the table document of {name!r} is not a {TABLE_FORMAT} document of it",
+                hint="build it with pollwatch.calibration.harness.build_tables",
+            )
+        target = table_file(folder, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, table_json(document))
+        written.append(target)
+    return written

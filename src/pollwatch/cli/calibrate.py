@@ -1,13 +1,15 @@
-"""``pollwatch calibrate``: false-positive rates and power of every method, in parallel on Ray.
+"""``pollwatch calibrate``: false-positive rates and power of each method, in parallel on Ray.
 
-Composes :mod:`pollwatch.calibration.harness` (the cells and the table),
+Composes :mod:`pollwatch.calibration.harness` (the cells and the table files),
 :mod:`pollwatch.calibration.executors` (serial or Ray) and :mod:`pollwatch.calibration.docs`
-(the generated page), with a progress bar and a summary table. Finished cells are cached under
-``<home>/calibration/``, so an interrupted run resumes.
+(the generated page), with a progress bar and a summary table. Finished cells (one method on
+one election) are cached under ``<home>/calibration/``, so an interrupted run resumes and a
+run over a new method computes only that method's cells.
 
-``--write-table`` with ``--method`` replaces only those methods' entries in the shipped table
-(:func:`~pollwatch.calibration.harness.merge_tables`), and only when the run's plan is the
-table's; otherwise it stops before running, naming the settings that differ.
+``--write-table`` writes one table file per method calibrated, ``<method>.json``, into the
+user's table folder ``<home>/calibration/tables/`` (or ``--table-dir DIR``, e.g. the shipped
+``src/pollwatch/calibration/tables`` when maintainers refresh it); no other method's file is
+touched, so ``pollwatch calibrate -m NAME --write-table`` adds or refreshes NAME alone.
 
 ``pollwatch calibrate-stress`` prints the planted-vs-estimated table of
 :mod:`pollwatch.calibration.stress` (the table of ``docs/stress-tests.md``).
@@ -15,16 +17,15 @@ table's; otherwise it stops before running, naming the settings that differ.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -37,29 +38,17 @@ from rich.progress import (
 from rich.table import Table
 
 from pollwatch.errors import PollwatchError
-from pollwatch.settings import Settings, load_settings
+from pollwatch.fileio import atomic_write_text
+
+from .state import console, err_console
+from .state import settings as _settings
 
 __all__ = ["calibrate_command", "register", "stress_command"]
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    state: Any = ctx.find_root().obj
-    settings = getattr(state, "settings", None)
-    return settings if isinstance(settings, Settings) else load_settings()
 
 
 def _write(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    atomic_write_text(target, text)
 
 
 def _command_line(
@@ -73,6 +62,7 @@ def _command_line(
     executor: str,
     workers: int,
     seed: int,
+    table_dir: Path | None,
     docs: Path | None,
 ) -> str:
     """The command that regenerates the table and page (paths as given, relative ones kept)."""
@@ -93,13 +83,20 @@ def _command_line(
         words += ["--method", name]
     words += ["--executor", executor, "--workers", str(workers), "--seed", str(seed)]
     words.append("--write-table")
+    if table_dir is not None:
+        words += ["--table-dir", table_dir.as_posix()]
     if docs is not None:
         words += ["--docs", docs.as_posix()]
     return shlex.join(words)
 
 
-def _summary(table: dict[str, Any]) -> Table:
-    alphas = table["generated"].get("alphas", ["0.05"])
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _summary(documents: Mapping[str, Mapping[str, Any]]) -> Table:
+    plans = [d.get("plan") or {} for d in documents.values()]
+    alphas = next((p["alphas"] for p in plans if p.get("alphas")), ["0.05"])
     first = alphas[0]
     out = Table(title=f"Calibration at α = {first}", title_justify="left")
     for column in ("method", "decision", "clean sims", "clean refs", "power"):
@@ -115,7 +112,8 @@ def _summary(table: dict[str, Any]) -> Table:
             return "—"
         return f"{100 * block['rate']:.0f}%/{block['tests']:,}"
 
-    for name, entry in table["methods"].items():
+    for name, document in documents.items():
+        entry = document["entry"]
         powers = [
             magnitude[first]["rate"]
             for injector in entry.get("power", {}).values()
@@ -166,30 +164,49 @@ def calibrate_command(
     write_table: Annotated[
         bool,
         typer.Option(
-            "--write-table", help="Update src/pollwatch/forensics/calibration.json (shipped)."
+            "--write-table",
+            help="Write each calibrated method's table file, <method>.json, into "
+            "<home>/calibration/tables/ (or --table-dir); other methods' files stay as they are.",
         ),
     ] = False,
+    table_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--table-dir",
+            help="Folder --write-table writes into, e.g. src/pollwatch/calibration/tables "
+            "(the shipped tables).",
+        ),
+    ] = None,
     docs: Annotated[
         Path | None, typer.Option(help="Regenerate the docs page, e.g. docs/calibration.md.")
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the calibration table here too.")
+        Path | None,
+        typer.Option("--json", help="Write this run's table documents here too (by method)."),
     ] = None,
 ) -> None:
-    """Measure every method's false-positive rate and power (resumable; cells are cached)."""
+    """Measure each method's false-positive rate and power (resumable; cells are cached)."""
     from pollwatch.calibration.docs import render_markdown, render_power_svg
     from pollwatch.calibration.harness import (
         CalibrationPlan,
-        build_table,
-        check_same_plan,
-        default_table_path,
-        merge_tables,
+        build_tables,
+        plan_differences,
         run_calibration,
-        table_json,
+        write_tables,
+    )
+    from pollwatch.forensics.calibration import (
+        CalibrationTable,
+        clear_calibration_cache,
+        read_tables,
+        shipped_tables_folder,
     )
 
     if executor not in ("ray", "serial"):
         raise PollwatchError(f"unknown executor {executor!r}", hint="use --executor ray or serial")
+    if table_dir is not None and not write_table:
+        raise PollwatchError(
+            "--table-dir without --write-table", hint="add --write-table, or leave out --table-dir"
+        )
     settings = _settings(ctx)
     plan = CalibrationPlan(
         elections=elections,
@@ -201,10 +218,11 @@ def calibrate_command(
         seed=seed,
     )
     plan.method_specs()  # an unknown method fails before anything runs
-    shipped = _shipped_table(default_table_path()) if write_table and method else None
-    if shipped is not None:
-        # a subset run replaces entries of the shipped table: same plan, or nothing runs
-        check_same_plan(shipped, plan, where=f"the shipped table {default_table_path()}")
+    target = table_dir if table_dir is not None else settings.calibration_dir / "tables"
+    if write_table and target.exists() and not target.is_dir():
+        raise PollwatchError(
+            f"table folder {target} is not a folder", hint="name a folder for the table files"
+        )
     command = _command_line(
         elections=elections,
         stations=stations,
@@ -215,6 +233,7 @@ def calibrate_command(
         executor=executor,
         workers=workers,
         seed=seed,
+        table_dir=table_dir,
         docs=docs,
     )
     with Progress(
@@ -229,13 +248,13 @@ def calibrate_command(
     ) as bar:
         task = bar.add_task("calibrating", total=None, speed="")
         started = time.perf_counter()
-        computed = 0
+        built = 0
 
         def report(done: int, total: int, key: str, fresh: bool) -> None:
-            nonlocal computed
-            computed += int(fresh)
+            nonlocal built
+            built += int(fresh)
             elapsed = time.perf_counter() - started
-            speed = f"{computed / elapsed:.2f} elections/s" if computed and elapsed > 0 else ""
+            speed = f"{built / elapsed:.2f} elections/s" if built and elapsed > 0 else ""
             bar.update(task, completed=done, total=total, speed=speed, description=key or "cells")
 
         progress: Callable[[int, int, str, bool], None] = report
@@ -247,55 +266,47 @@ def calibrate_command(
             address=address,
             progress=progress,
         )
-    table = build_table(run, command=command)
-    console.print(_summary(table))
+    documents = build_tables(run, command=command)
+    console.print(_summary(documents))
     rate = run.elections_per_second
     console.print(
-        f"{len(run.records):,} cells: {run.computed:,} computed, {run.cached:,} from the cache "
-        f"({run.folder}); {run.seconds:,.1f} s"
+        f"{run.computed + run.cached:,} cells ({_count(len(documents), 'method')} x "
+        f"{_count(len(run.records), 'election')}): {run.computed:,} computed, "
+        f"{run.cached:,} from the cache ({run.folder}); {run.seconds:,.1f} s"
         + (f", {rate:.2f} elections/s on {executor} with {workers} workers" if rate else ""),
         soft_wrap=True,
     )
-    if shipped is not None:
-        table = merge_tables(shipped, table)
+    shown = CalibrationTable.from_documents(documents.values())
+    if write_table:
+        written = write_tables(documents, target)
+        clear_calibration_cache()
         console.print(
-            f"merged {len(method or [])} method(s) into the shipped table "
-            f"({len(table['methods'])} in all)",
+            f"wrote {len(written)} table file(s) to {target}: "
+            + ", ".join(path.name for path in written),
             soft_wrap=True,
         )
-    text = table_json(table)
-    if write_table:
-        target = default_table_path()
-        _write(target, text)
-        console.print(f"wrote {target}", soft_wrap=True)
+        shipped = shipped_tables_folder()
+        same = target.resolve() == shipped.resolve()
+        shown = read_tables(shipped) if same else read_tables(shipped, target)
+        main = shown.main_run()
+        for name in documents:
+            if main is None or name in main.methods:
+                continue
+            this, theirs = plan_differences(documents[name], main.plan)
+            if this:
+                console.print(
+                    f"note: {name} was measured with {this}; most tables with {theirs}",
+                    soft_wrap=True,
+                    markup=False,
+                )
     if json_out is not None:
-        _write(json_out, text)
+        _write(json_out, json.dumps(documents, ensure_ascii=False, indent=1) + "\n")
         console.print(f"wrote {json_out}", soft_wrap=True)
     if docs is not None:
         svg = docs.with_name(f"{docs.stem}-power.svg")
-        _write(svg, render_power_svg(table))
-        _write(docs, render_markdown(table, power_svg=svg.name))
+        _write(svg, render_power_svg(shown))
+        _write(docs, render_markdown(shown, power_svg=svg.name))
         console.print(f"wrote {docs} and {svg}", soft_wrap=True)
-
-
-def _shipped_table(path: Path) -> dict[str, Any] | None:
-    """The shipped table at ``path``, or None when there is none (a subset run writes alone)."""
-    import json
-
-    from pollwatch.calibration.harness import TABLE_FORMAT
-
-    try:
-        table = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise PollwatchError(
-            f"{path}: the shipped calibration table cannot be read ({exc})",
-            hint="restore it from git, or leave out --method to write a whole new table",
-        ) from None
-    if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT:
-        return None
-    return table
 
 
 def stress_command(

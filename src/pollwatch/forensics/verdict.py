@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollwatch.forensics.base import MethodResult, format_p_value
-from pollwatch.forensics.calibration import ALPHA, calibration_table
+from pollwatch.forensics.calibration import ALPHA, CalibrationTable, calibration_table
 from pollwatch.forensics.suite import SuiteReport
 
 __all__ = [
@@ -489,15 +489,15 @@ class Verdict:
 def _not_cited_reason(result: MethodResult, entry: Mapping[str, Any] | None) -> str:
     """Why a result is not cited, or "" when it may be (see the module docstring)."""
     calibration = result.calibration
-    if not calibration or not calibration.get("calibrated"):
+    if calibration is None or not calibration.calibrated:
         return "not calibrated (the calibration table has no entry for it)"
     reasons = []
-    if calibration.get("decision") == "none":
+    if calibration.decision == "none":
         reasons.append("descriptive (not a test)")
-    if calibration.get("unreliable"):
-        reason = str(calibration.get("unreliable_reason") or "unreliable on clean elections")
+    if calibration.unreliable:
+        reason = calibration.unreliable_reason or "unreliable on clean elections"
         reasons.append("unreliable: " + reason.replace("alpha = ", "α = "))
-    if not calibration.get("same_parameters", True):
+    if not calibration.same_parameters:
         calibrated = (entry or {}).get("parameters", {}) if entry else {}
         differ = [
             key
@@ -510,11 +510,15 @@ def _not_cited_reason(result: MethodResult, entry: Mapping[str, Any] | None) -> 
         )
     if reasons:
         return "; ".join(reasons)
-    if calibration.get("decision") == "p-value" and result.p_value is None:
+    if calibration.decision == "p-value" and result.p_value is None:
         return "gave no p-value on this election"
-    if calibration.get("decision") == "empirical" and not (entry or {}).get("thresholds"):
+    if calibration.decision == "empirical" and not (entry or {}).get("thresholds"):
         return "no calibrated threshold"
     return ""
+
+
+def _decision(result: MethodResult) -> str:
+    return result.calibration.decision if result.calibration is not None else "p-value"
 
 
 def _result_words(result: MethodResult) -> str:
@@ -524,13 +528,13 @@ def _result_words(result: MethodResult) -> str:
     return words
 
 
-def _power(entry: Mapping[str, Any], table: Mapping[str, Any]) -> PowerFigure | None:
+def _power(entry: Mapping[str, Any], generated: Mapping[str, Any]) -> PowerFigure | None:
     """The injector and magnitude the method flags most often at α (smallest magnitude on ties,
-    then injector name)."""
+    then injector name); ``generated`` is what the power was measured at
+    (:meth:`~pollwatch.forensics.calibration.CalibrationTable.power_settings`)."""
     block = entry.get("power")
     if not isinstance(block, Mapping):
         return None
-    generated = table.get("generated", {}).get("power", {})
     order = generated.get("magnitudes", {})
     meanings = generated.get("meanings", {})
     best: tuple[Any, ...] | None = None
@@ -615,30 +619,31 @@ def _beyond(statistic: float, threshold: Any, tail: str) -> bool:
 def _finding(
     result: MethodResult,
     entry: Mapping[str, Any],
-    table: Mapping[str, Any],
+    table: CalibrationTable,
     *,
     anomalous: bool,
     level: float | None,
     threshold: Any = None,
 ) -> Finding:
     calibration = result.calibration
+    assert calibration is not None  # only calibrated results are findings
     has_effect = bool(result.effect_name)
     return Finding(
         method=result.method,
         title=result.title,
         anomalous=anomalous,
-        decision=str(calibration.get("decision", "p-value")),
+        decision=calibration.decision,
         quantity=result.effect_name if has_effect else result.statistic_name,
         value=_float(result.effect if has_effect else result.statistic),
         p_value=_float(result.p_value),
         p_value_text=result.p_value_text(),
         level=level,
         threshold=threshold,
-        false_positive_rate=_float(calibration.get("false_positive_rate")),
-        simulated_tests=int(calibration.get("simulated_tests") or 0),
-        reference_rate=_float(calibration.get("reference_rate")),
-        reference_tests=int(calibration.get("reference_tests") or 0),
-        power=_power(entry, table),
+        false_positive_rate=_float(calibration.false_positive_rate),
+        simulated_tests=calibration.simulated_tests,
+        reference_rate=_float(calibration.reference_rate),
+        reference_tests=calibration.reference_tests,
+        power=_power(entry, table.power_settings(result.method)),
         references=_references(entry),
     )
 
@@ -692,17 +697,18 @@ def verdict(
     report: SuiteReport,
     *,
     simulation: str | None = None,
-    table: Mapping[str, Any] | None = None,
+    table: CalibrationTable | None = None,
 ) -> Verdict:
     """The verdict on the election of ``report`` (the rule is in the module docstring).
 
     ``simulation`` is the election's :attr:`~pollwatch.results.model.ElectionMeta.simulation_notice`
     (the verdict of a simulated election says so first); ``table`` defaults to the shipped
-    calibration table (it gives the power and the clean references' values; reliability comes
-    from each result's own calibration summary).
+    calibration tables (:func:`~pollwatch.forensics.calibration.calibration_table`: they give
+    the power and the clean references' values; reliability comes from each result's own
+    calibration summary).
     """
     table = calibration_table() if table is None else table
-    entries: Mapping[str, Any] = table.get("methods", {}) if table else {}
+    entries: Mapping[str, Any] = table.entries()
     alpha = float(ALPHA)
     reliable: list[tuple[MethodResult, Mapping[str, Any]]] = []
     not_cited: list[NotCited] = []
@@ -722,7 +728,7 @@ def verdict(
         else:
             reliable.append((result, entry))
     family = len(reliable)
-    tested = [(r, e) for r, e in reliable if r.calibration.get("decision") == "p-value"]
+    tested = [(r, e) for r, e in reliable if _decision(r) == "p-value"]
     p_values = [1.0 if r.p_value is None else float(r.p_value) for r, _ in tested]
     decisions = _holm(p_values, family, alpha)
     findings = [
@@ -730,7 +736,7 @@ def verdict(
         for (result, entry), (anomalous, level) in zip(tested, decisions, strict=True)
     ]
     for result, entry in reliable:
-        if result.calibration.get("decision") != "empirical":
+        if _decision(result) != "empirical":
             continue
         found = _threshold_at(entry, alpha / family)
         statistic = _float(result.statistic)
@@ -765,12 +771,7 @@ def verdict(
             and entry.get("decision") in ("p-value", "empirical")
         )
     )
-    generated = table.get("generated", {}) if table else {}
-    source = (
-        f"{generated.get('command', 'pollwatch calibrate')} ({generated.get('date', 'undated')})"
-        if table
-        else "no calibration table"
-    )
+    source = table.source()
     return Verdict(
         election_id=report.election_id,
         input_digest=report.input_digest,

@@ -65,9 +65,8 @@ def method_calibration(method: str, suites: Sequence[SuiteReport]) -> tuple[str,
     for suite in suites:
         result = suite.result(method)
         if result is not None:
-            return calibration_words(result.calibration), bool(
-                result.calibration.get("unreliable", False)
-            )
+            unreliable = result.calibration is not None and result.calibration.unreliable
+            return calibration_words(result.calibration), unreliable
     return "not run", False
 
 

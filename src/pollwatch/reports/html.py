@@ -108,7 +108,7 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
         chart_divs += f'<div class="chart" id="{element}" title="{_e(name)}"></div>'
     mark = (
         ' <span class="unreliable">unreliable on clean elections</span>'
-        if result.calibration.get("unreliable")
+        if result.calibration is not None and result.calibration.unreliable
         else ""
     )
     return (

@@ -299,13 +299,13 @@ def _forensic(
     """The block describing the estimate, and the anomalous votes per unit (None: none here)."""
     if estimate is None:
         return {}, None
-    calibration = dict(estimate.calibration)
+    calibration = estimate.calibration
     info: dict[str, Any] = {
         "method": estimate.method,
         "title": estimate.title,
-        "calibration": calibration,
+        "calibration": calibration.to_dict() if calibration is not None else {},
         "calibration_words": calibration_words(calibration),
-        "reliable": bool(calibration) and not calibration.get("unreliable", False),
+        "reliable": calibration is not None and not calibration.unreliable,
         "definition": "clean turnout = (ballots_cast - anomalous votes) / registered; "
         "Shpilkin's anomalous votes include votes moved to the leader, so this takes out an "
         "upper bound of the ballots added",

@@ -48,8 +48,8 @@ def test_registered_under_its_name() -> None:
     ("parameters", "named"),
     [
         ({"bin_widths": ()}, "bin_widths"),
-        ({"bin_widths": (0.003,)}, "bin width"),
-        ({"bin_widths": (0.1,)}, "bin width"),
+        ({"bin_widths": (0.003,)}, "bin_widths"),
+        ({"bin_widths": (0.1,)}, "bin_widths"),
         ({"smoothing": -0.01}, "smoothing"),
         ({"peak_height": 0.0}, "peak_height"),
         ({"window": 0.5}, "window"),

@@ -10,24 +10,23 @@ from __future__ import annotations
 import json
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from typer.core import TyperCommand
 
 from pollwatch import __version__
 from pollwatch.errors import DatasetError, InputError, PollwatchError
+from pollwatch.fileio import atomic_path
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.datasets import DATASETS, Dataset, fetch, import_dataset, locate
 from pollwatch.results.importers import ImportLimits, all_importers, import_file
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore
-from pollwatch.settings import Settings, load_settings
+from pollwatch.settings import Settings
 
 from .calibrate import register as register_calibrate_command
 from .evidence import evidence_app
@@ -38,19 +37,19 @@ from .render import (
     formats_help,
     importers_table,
     method_catalogue,
+    method_parameters,
     methods_table,
     regional_tables,
     summary_renderable,
 )
 from .simulate import register as register_simulate_command
+from .state import State, console, err_console
+from .state import state as _state
 from .turnout import register as register_turnout_command
 from .video import video_app
 from .web import register as register_web_commands
 
 __all__ = ["app", "main", "run"]
-
-console = Console()
-err_console = Console(stderr=True, emoji=False)
 
 app = typer.Typer(
     name="pollwatch",
@@ -67,31 +66,6 @@ register_web_commands(app)
 register_calibrate_command(app)
 register_simulate_command(app)
 register_turnout_command(app)
-
-
-class State:
-    """Options shared by all commands, resolved once."""
-
-    def __init__(self, home: Path | None, mirror: Path | None) -> None:
-        self.home = home
-        self.mirror = mirror
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings({"home": self.home, "data_mirror": self.mirror})
-        return self._settings
-
-    @property
-    def store(self) -> ElectionStore:
-        return ElectionStore(self.settings.elections_dir)
-
-
-def _state(ctx: typer.Context) -> State:
-    state = ctx.find_root().obj
-    assert isinstance(state, State)
-    return state
 
 
 def _version(value: bool) -> None:
@@ -326,13 +300,8 @@ def _show_quarantine(store: ElectionStore, election_id: str, *, as_json: bool) -
 
 def _atomic_write(target: Path, write: Any) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with atomic_path(target) as partial:
         write(partial)
-        os.replace(partial, target)
-    finally:
-        if partial.exists():
-            partial.unlink()
 
 
 @app.command("export")
@@ -376,6 +345,15 @@ def analyze_command(
         list[str] | None,
         typer.Option("--method", "-m", help="Method to run (default: all; see pollwatch methods)."),
     ] = None,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter",
+            "-p",
+            help="A method parameter, KEY=VALUE (every selected method that takes KEY) or "
+            "NAME.KEY=VALUE (method NAME only); repeatable. See pollwatch methods NAME.",
+        ),
+    ] = None,
     by: Annotated[
         str | None,
         typer.Option(help="Also per administrative unit: 'region' (a table per method)."),
@@ -396,14 +374,22 @@ def analyze_command(
     With --by region, also one table per method that has regional results: each region's
     stations, value, p-value and q-value (Benjamini-Hochberg across regions), sorted by
     q-value then p-value. An election without regions is refused with one line.
+
+    With -p KEY=VALUE, the selected methods that take KEY run with that value (checked
+    against the method's constraints: pollwatch methods NAME lists them); with several
+    methods, -p NAME.KEY=VALUE sets it for method NAME only.
     """
     from rich.progress import Progress as RichProgress
     from rich.progress import SpinnerColumn
 
+    from pollwatch.forensics.base import METHODS, method_names
+    from pollwatch.forensics.parameters import assign_parameters
     from pollwatch.forensics.suite import run_suite
 
     if by not in (None, "region"):
         raise PollwatchError(f"--by {by!r} is not supported", hint="use --by region")
+    selected = list(method) if method else list(method_names("in_default_suite"))
+    parameters = assign_parameters({n: METHODS.get(n) for n in selected}, parameter or [])
     state = _state(ctx)
     election = state.store.load(election_id)
     regions = election.stations["region"].drop_nulls().n_unique()
@@ -427,6 +413,7 @@ def analyze_command(
         suite = run_suite(
             election,
             method,
+            parameters=parameters,
             seed=seed,
             by_region=by == "region",
             cache_dir=state.settings.analysis_dir,
@@ -506,10 +493,22 @@ def compare_command(
 
 
 @app.command("methods")
-def methods_command() -> None:
-    """List the forensic methods, their calibration in full and their sources."""
-    from pollwatch.forensics.base import all_methods
+def methods_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="One method: its parameters, defaults and what each accepts."),
+    ] = None,
+) -> None:
+    """List the forensic methods, their calibration in full and their sources.
 
+    With a method's name: that method, and each of its parameters with its default and the
+    values it accepts (set them with pollwatch analyze -m NAME -p KEY=VALUE).
+    """
+    from pollwatch.forensics.base import METHODS, all_methods
+
+    if name is not None:
+        console.print(method_parameters(name, METHODS.get(name)))
+        return
     console.print(method_catalogue(all_methods()))
     console.print("calibration: docs/calibration.md (regenerate with 'pollwatch calibrate')")
 

@@ -9,7 +9,7 @@ cell (:func:`calibration_compact`) whose full wording is one option away (``anal
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rich import box
@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pollwatch.forensics.base import Method, MethodResult
-from pollwatch.forensics.calibration import calibration_words
+from pollwatch.forensics.calibration import Calibration, calibration_words
 from pollwatch.forensics.suite import SuiteReport, regional_rows
 from pollwatch.reports.compare import short_number
 from pollwatch.results.checks import QualityReport
@@ -34,6 +34,7 @@ __all__ = [
     "formats_help",
     "importers_table",
     "method_catalogue",
+    "method_parameters",
     "methods_table",
     "regional_tables",
     "summary_renderable",
@@ -168,26 +169,26 @@ def _rate(value: Any) -> str:
     return "—" if value is None else f"{100 * float(value):.0f}%"
 
 
-def calibration_compact(calibration: Mapping[str, Any]) -> str:
+def calibration_compact(calibration: Calibration | None) -> str:
     """The calibration in a table cell: ``fp 2%/7%``, ``fp 8%/16% UNRELIABLE``, ``descriptive``.
 
     ``fp A/B``: the share of clean simulations (A) and of clean reference units (B) the method
     flags at the calibration's level (α = 0.05), "—" where not measured; ``*`` marks a
     calibration measured with other parameters. The full sentence is
-    :func:`~pollwatch.forensics.calibration.calibration_words`.
+    :meth:`~pollwatch.forensics.calibration.Calibration.words`.
     """
-    if not calibration:
+    if calibration is None:
         return "not calibrated"
-    if calibration.get("decision") == "none":
+    if calibration.decision == "none":
         return "descriptive"
-    simulated = calibration.get("false_positive_rate")
-    reference = calibration.get("reference_rate")
+    simulated = calibration.false_positive_rate
+    reference = calibration.reference_rate
     words = f"fp {_rate(simulated)}/{_rate(reference)}"
     if simulated is None and reference is None:
         words = "not measured"
-    if not calibration.get("same_parameters", True):
+    if not calibration.same_parameters:
         words += "*"
-    if calibration.get("unreliable"):
+    if calibration.unreliable:
         words += " UNRELIABLE"  # last, so that a narrow column breaks before it
     return words
 
@@ -197,7 +198,8 @@ def _calibration_cell(result: MethodResult, *, compact: bool = False) -> str:
         words = escape(calibration_compact(result.calibration))
     else:
         words = escape(calibration_words(result.calibration))
-    return f"[bold red]{words}[/]" if result.calibration.get("unreliable") else words
+    unreliable = result.calibration is not None and result.calibration.unreliable
+    return f"[bold red]{words}[/]" if unreliable else words
 
 
 def _compact_table(title: str) -> Table:
@@ -213,12 +215,12 @@ def _compact_table(title: str) -> Table:
 
 
 def _calibration_legend(suite: SuiteReport) -> str:
-    alpha = next((r.calibration.get("alpha") for r in suite.results if r.calibration), 0.05)
+    alpha = next((r.calibration.alpha for r in suite.results if r.calibration), 0.05)
     words = (
         f"calibration: fp A/B = share of clean simulations / clean reference units the "
         f"method flags at α = {alpha:g}"
     )
-    if any(not r.calibration.get("same_parameters", True) for r in suite.results):
+    if any(r.calibration and not r.calibration.same_parameters for r in suite.results):
         words += "; * measured with other parameters"
     return words + " (full wording: --wide or 'pollwatch methods')"
 
@@ -352,13 +354,52 @@ def method_catalogue(methods: Sequence[tuple[str, type[Method]]]) -> RenderableT
     for name, cls in methods:
         calibration = calibration_summary(name)
         words = escape(calibration_words(calibration))
-        if calibration.get("unreliable"):
+        if calibration is not None and calibration.unreliable:
             words = f"[bold red]{words}[/]"
         table.add_row(
             name,
             f"[bold]{escape(cls.title)}[/]\ncalibration: {words}\n[dim]{escape(cls.reference)}[/]",
         )
     return table
+
+
+def _parameter_text(value: Any) -> str:
+    """A parameter value as ``-p KEY=VALUE`` takes it (true, none, 0.005,0.01)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ", ".join(_parameter_text(v) for v in value)
+    return str(value)
+
+
+def method_parameters(name: str, cls: type[Method]) -> RenderableType:
+    """One method: its title and source, then each parameter, its default, what it accepts."""
+    from dataclasses import MISSING, Field, fields, is_dataclass
+
+    table = Table(
+        title=f"{name}: parameters (set with -p KEY=VALUE)", title_justify="left", show_lines=True
+    )
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("default", overflow="fold")
+    table.add_column("accepts", overflow="fold")
+    constraints = cls.parameter_constraints
+    parameters: list[Field[Any]] = list(fields(cls)) if is_dataclass(cls) else []
+    for field in parameters:
+        default = "(required)" if field.default is MISSING else _parameter_text(field.default)
+        constraint = constraints.get(field.name)
+        accepts = constraint.describe() if constraint is not None else "(not declared)"
+        table.add_row(field.name, escape(default), escape(accepts))
+    lines: list[RenderableType] = [
+        f"[bold]{escape(cls.title)}[/] ({escape(name)})",
+        f"[dim]{escape(cls.reference)}[/]",
+        table,
+    ]
+    if cls.suite_parameters:
+        chosen = ", ".join(f"{k}={_parameter_text(v)}" for k, v in cls.suite_parameters.items())
+        lines.append(f"the default suite (plain pollwatch analyze) runs it with {escape(chosen)}")
+    return Group(*lines)
 
 
 def importers_table(importers: Sequence[Importer]) -> Table:

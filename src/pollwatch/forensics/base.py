@@ -1,6 +1,7 @@
 """The method seam: one contract for every forensic method, one registry, one result type.
 
-A method is configured by its constructor (keyword parameters, validated there) and run on an
+A method is configured by its constructor (keyword parameters, validated there against the
+class's ``parameter_constraints``, see :mod:`pollwatch.forensics.parameters`) and run on an
 election::
 
     result = IntegerPercentages(replicates=1000, seed=1).run(election)
@@ -11,11 +12,14 @@ effect size, sample size, per-station flags where the method has them, the defin
 serialise to JSON and back, render in the terminal (``__rich__``), in notebooks
 (``_repr_html_``) and as Vega-Lite chart specifications (``charts``). The library never prints.
 
-Methods register in :data:`METHODS`; outside packages add theirs through the entry-point group
-``pollwatch.methods``, and the conformance suite ``tests/forensics/test_method_conformance.py``
-runs against every registered method. A method that needs numbers an election lacks (US
-precinct files have no registered voters) raises :class:`MethodNotApplicable`, which suites
-report as "skipped, because ..." rather than an error.
+Methods register in :data:`METHODS`: the built-in modules (:data:`BUILTIN_MODULES`) with
+``@METHODS.register(name)`` when first used, outside packages through the entry-point group
+``pollwatch.methods``; both go through the same :meth:`~pollwatch.registry.Registry.add` and
+its check (a :class:`Method` subclass whose ``name`` is the registered name). The conformance
+suite ``tests/forensics/test_method_conformance.py`` runs against every registered method.
+A method that needs numbers an election lacks (US precinct files have no registered voters)
+raises :class:`MethodNotApplicable`, which suites report as "skipped, because ..." rather
+than an error.
 
 Station selection is shared: :func:`eligible_stations` drops pseudo-stations, cancelled and
 unpublished stations and applies the method's own filters, and says what it dropped.
@@ -35,8 +39,9 @@ import polars as pl
 
 from pollwatch import __version__
 from pollwatch.environment import numeric_versions
-from pollwatch.errors import PollwatchError
-from pollwatch.forensics.calibration import calibration_summary, calibration_words
+from pollwatch.errors import PollwatchError, RegistryError
+from pollwatch.forensics.calibration import Calibration, calibration_summary
+from pollwatch.forensics.parameters import Constraint, validate_parameters
 from pollwatch.registry import Registry
 from pollwatch.results.model import Election
 
@@ -100,8 +105,9 @@ class MethodResult:
             (:func:`pollwatch.environment.numeric_versions`).
         calibration: the method's measured calibration (false-positive rates on clean
             simulations and clean references, whether it is unreliable), from the table
-            ``pollwatch calibrate`` writes; see :mod:`pollwatch.forensics.calibration`. Empty
-            when the method has not been calibrated.
+            ``pollwatch calibrate`` writes (a frozen
+            :class:`~pollwatch.forensics.calibration.Calibration`); None when the method has
+            not been calibrated (JSON writes ``{}`` then, and reads ``{}`` back as None).
         notes: caveats a reader of the headline must see, one sentence each (e.g. that the
             definition choices behind a range disagree, and why); every rendering shows them.
     """
@@ -128,13 +134,14 @@ class MethodResult:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
     version: str = __version__
-    calibration: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
     environment: Mapping[str, str] = field(default_factory=numeric_versions)
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary; :meth:`from_dict` inverts it."""
         data: dict[str, Any] = _jsonable(asdict(self))
+        data["calibration"] = {} if self.calibration is None else self.calibration.to_dict()
         return data
 
     def to_json(self) -> str:
@@ -147,6 +154,9 @@ class MethodResult:
             values["interval"] = tuple(values["interval"])
         values["flagged"] = tuple(values.get("flagged", ()))
         values["notes"] = tuple(values.get("notes", ()))
+        saved = values.get("calibration")
+        if not isinstance(saved, Calibration):
+            values["calibration"] = Calibration.from_dict(saved)
         # A result saved before environments were recorded says nothing of its releases; it
         # must not borrow this process's.
         values.setdefault("environment", {})
@@ -176,8 +186,8 @@ class MethodResult:
                 effect += f" (range {_fmt(self.interval[0])} to {_fmt(self.interval[1])})"
             parts.append(effect)
         parts.append(f"n = {self.sample_size:,}")
-        if self.calibration:
-            parts.append(f"calibration: {calibration_words(self.calibration)}")
+        if self.calibration is not None:
+            parts.append(f"calibration: {self.calibration.words()}")
         parts += [f"note: {note}" for note in self.notes]
         return "; ".join(parts)
 
@@ -207,10 +217,11 @@ class MethodResult:
         table.add_row("stations", f"{self.sample_size:,}")
         if self.flagged:
             table.add_row("stations flagged", f"{len(self.flagged):,}")
-        if self.calibration:
-            style = "bold red" if self.calibration.get("unreliable") else ""
-            table.add_row("calibration", f"[{style}]{calibration_words(self.calibration)}[/]"
-                          if style else calibration_words(self.calibration))  # fmt: skip
+        if self.calibration is not None:
+            words = self.calibration.words()
+            table.add_row(
+                "calibration", f"[bold red]{words}[/]" if self.calibration.unreliable else words
+            )
         for note in self.notes:
             table.add_row("note", note)
         return table
@@ -222,8 +233,8 @@ class MethodResult:
         if self.effect_name:
             rows.append((self.effect_name, _fmt(self.effect)))
         rows.append(("stations", f"{self.sample_size:,}"))
-        if self.calibration:
-            rows.append(("calibration", calibration_words(self.calibration)))
+        if self.calibration is not None:
+            rows.append(("calibration", self.calibration.words()))
         rows += [("note", note) for note in self.notes]
         body = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
@@ -350,6 +361,23 @@ class Method(ABC):
     #: whether the calibration harness scores the stations it flags against the planted
     #: manipulation's labels (precision and recall of the station ranking)
     scores_stations: ClassVar[bool] = False
+    #: what each constructor parameter accepts, one entry per dataclass field (``seed``
+    #: included); checked on every construction (:meth:`__post_init__`), used to parse
+    #: ``-p KEY=VALUE`` and printed by ``pollwatch methods NAME``
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {}
+
+    def __post_init__(self) -> None:
+        """Check the parameters against :attr:`parameter_constraints` (ParameterError if not).
+
+        Values are stored as the constraints normalise them (a list given for a tuple becomes a
+        tuple). Subclasses with rules of their own call ``super().__post_init__()`` first.
+        """
+        if not is_dataclass(self):
+            return
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in validate_parameters(type(self), given).items():
+            if value is not given[name]:
+                object.__setattr__(self, name, value)
 
     def parameters(self) -> dict[str, Any]:
         """The constructor parameters, as given or defaulted (JSON-able).
@@ -380,16 +408,6 @@ class Method(ABC):
         )
 
 
-METHODS: Registry[type[Method]] = Registry("method", "pollwatch.methods")
-
-
-def _load_builtins() -> None:
-    import importlib
-
-    for module in BUILTIN_MODULES:
-        importlib.import_module(f"pollwatch.forensics.{module}")
-
-
 #: modules holding the built-in methods (each registers its classes on import)
 BUILTIN_MODULES: tuple[str, ...] = (
     "integer_peaks",
@@ -402,21 +420,47 @@ BUILTIN_MODULES: tuple[str, ...] = (
 )
 
 
+def _check_method(name: str, obj: object) -> None:
+    """The registry's check, the same for built-ins and plug-ins."""
+    if not (isinstance(obj, type) and issubclass(obj, Method)):
+        raise RegistryError(
+            f"method {name!r} is {obj!r}, not a subclass of pollwatch.forensics.base.Method",
+            hint="register a Method subclass (see docs/forensics.md)",
+        )
+    declared = getattr(obj, "name", None)
+    if declared != name:
+        raise RegistryError(
+            f"method {name!r}: its class {obj.__name__} says name = {declared!r}",
+            hint="the registered name (or entry-point name) must equal the class's name",
+        )
+
+
+METHODS: Registry[type[Method]] = Registry(
+    "method",
+    "pollwatch.methods",
+    builtins=tuple(f"pollwatch.forensics.{module}" for module in BUILTIN_MODULES),
+    check=_check_method,
+)
+
+
 def get_method(name: str, **parameters: Any) -> Method:
-    """An instance of the method registered under ``name``, with ``parameters``."""
-    _load_builtins()
+    """An instance of the method registered under ``name``, with ``parameters``.
+
+    Raises RegistryError for an unknown method and
+    :class:`~pollwatch.forensics.parameters.ParameterError` for an unknown or invalid parameter.
+    """
     cls = METHODS.get(name)
+    validate_parameters(cls, parameters)
     try:
         return cls(**parameters)
     except TypeError as exc:
         raise PollwatchError(
-            f"method {name!r}: {exc}", hint=f"see the docs of {cls.__name__} for its parameters"
+            f"method {name!r}: {exc}", hint=f"see `pollwatch methods {name}` for its parameters"
         ) from None
 
 
 def all_methods() -> list[tuple[str, type[Method]]]:
     """Every registered method class, by name."""
-    _load_builtins()
     return list(METHODS.items())
 
 

@@ -54,6 +54,7 @@ from pollwatch.forensics.base import (
     MethodResult,
     eligible_stations,
 )
+from pollwatch.forensics.parameters import Constraint, Interval, Text
 from pollwatch.results.model import Election
 
 __all__ = [
@@ -245,15 +246,17 @@ class BeberScacco(Method):
     needs: ClassVar[tuple[str, ...]] = ()
     stochastic: ClassVar[bool] = False
     conformance_parameters: ClassVar[Mapping[str, Any]] = {}
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        # "leader", "all" or a candidate's name or column (checked against the election)
+        "candidate": Text(),
+        # a count below 10 has a single digit, which is not a last digit
+        "minimum_count": Interval(int, 10, None),
+        "alpha": Interval(float, 0, 1, closed="neither"),
+    }
 
     candidate: str = "leader"
     minimum_count: int = 10
     alpha: float = 0.05
-
-    def __post_init__(self) -> None:
-        check_candidate(self.candidate)
-        check_count("minimum_count", self.minimum_count, 10)
-        check_level("alpha", self.alpha, 0.0, 1.0)
 
     def run(self, election: Election) -> MethodResult:
         columns = candidate_columns(election, self.candidate)

@@ -90,6 +90,7 @@ from pollwatch.forensics.digits import (
     last_digits,
     second_digits,
 )
+from pollwatch.forensics.parameters import Boolean, Constraint, Interval, Text
 from pollwatch.results.model import Election
 
 __all__ = [
@@ -230,6 +231,13 @@ class _EFTMethod(Method):
     reference: ClassVar[str] = EFT_REFERENCE
     stochastic: ClassVar[bool] = True
     conformance_parameters: ClassVar[Mapping[str, Any]] = {"replicates": 100}
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "replicates": Interval(int, 10, None),
+        "seed": Interval(int, 0, None),
+        "level": Interval(float, 0, 1, closed="neither"),
+        "alpha": Interval(float, 0, 1, closed="neither"),
+        "by_region": Boolean(),
+    }
 
     def __post_init__(self) -> None:
         check_count("replicates", self.replicates, 10)
@@ -300,6 +308,11 @@ class _DigitMeanMethod(_EFTMethod):
     #: whether the expectation is a calibrated null for honest counts (p-value reported)
     calibrated: ClassVar[bool] = True
     uncalibrated_note: ClassVar[str] = ""
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        **_EFTMethod.parameter_constraints,
+        # "leader", "all" or a candidate's name or column (checked against the election)
+        "candidate": Text(),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -462,6 +475,11 @@ class EFTSecondDigit(_DigitMeanMethod):
 @dataclass(frozen=True)
 class _LastDigitBase(_DigitMeanMethod):
     minimum_count: int = 10
+
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        **_DigitMeanMethod.parameter_constraints,
+        "minimum_count": Interval(int, 0, None),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -638,6 +656,11 @@ class _MomentMethod(_EFTMethod):
     statistic_label: ClassVar[str]
     #: manipulation can move a moment either way from its clean value
     calibration_tail: ClassVar[str] = "two-sided"
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        **_EFTMethod.parameter_constraints,
+        # "turnout" or a candidate whose vote share is the variable
+        "variable": Text(),
+    }
 
     def _moment(self, sums: np.ndarray, n: int) -> np.ndarray:
         raise NotImplementedError
@@ -765,6 +788,13 @@ class EFTDip(Method):
     alpha: float = 0.05
     by_region: bool = False
 
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        # "turnout" or a candidate whose vote share is the variable
+        "variable": Text(),
+        "alpha": Interval(float, 0, 1, closed="neither"),
+        "by_region": Boolean(),
+    }
+
     def __post_init__(self) -> None:
         check_candidate(self.variable)
         check_level("alpha", self.alpha, 0.0, 1.0)
@@ -883,6 +913,11 @@ class _TurnoutShareMethod(_EFTMethod):
     candidate: str = "leader"
 
     needs: ClassVar[tuple[str, ...]] = ("registered", "ballots_cast", "valid")
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        **_EFTMethod.parameter_constraints,
+        # "leader" or a candidate's name or column (checked against the election)
+        "candidate": Text(),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -73,7 +73,6 @@ import numpy.typing as npt
 import polars as pl
 from scipy.special import gammaln, log_ndtr, ndtr
 
-from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
     METHODS,
     Method,
@@ -81,6 +80,7 @@ from pollwatch.forensics.base import (
     MethodResult,
     eligible_stations,
 )
+from pollwatch.forensics.parameters import Constraint, Interval, Options
 from pollwatch.results.model import Election
 
 __all__ = [
@@ -314,23 +314,12 @@ def _excess_fields(
     }
 
 
-def _check_common(method: str, window: Any, max_share: Any, alpha: Any) -> None:
-    """Validate the parameters both integer tests share (window, max_share, alpha)."""
-    if not (isinstance(window, int | float) and 0 < window <= 0.5):
-        raise PollwatchError(
-            f"{method}: window must lie in (0, 0.5] percentage points, got {window!r}",
-            hint="the authors use 0.05 (one decimal place rounds to a whole percent)",
-        )
-    if not (isinstance(max_share, int | float) and 0 < max_share <= 1):
-        raise PollwatchError(
-            f"{method}: max_share must lie in (0, 1], got {max_share!r}",
-            hint="the authors use 0.99",
-        )
-    if not (isinstance(alpha, int | float) and 0 < alpha < 0.5):
-        raise PollwatchError(
-            f"{method}: alpha must lie in (0, 0.5), got {alpha!r}",
-            hint="0.001 is the 99.9 % level of the paper",
-        )
+#: the window, share cut and level both integer tests take
+_COMMON_CONSTRAINTS: Mapping[str, Constraint] = {
+    "window": Interval(float, 0, 0.5, closed="right"),
+    "max_share": Interval(float, 0, 1, closed="right"),
+    "alpha": Interval(float, 0, 0.5, closed="neither"),
+}
 
 
 @METHODS.register("integer-percentages")
@@ -375,6 +364,16 @@ class IntegerPercentages(Method):
         "null": "monte-carlo",
         "replicates": 200,
     }
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        **_COMMON_CONSTRAINTS,
+        "min_registered": Interval(int, 1, None),
+        "max_turnout": Interval(float, 0, 1, closed="right"),
+        "turnout_numerator": Options(*NUMERATORS),
+        "null": Options(*NULLS),
+        "replicates": Interval(int, 10, 1_000_000),
+        "draws": Options(*DRAWS),
+        "seed": Interval(int, 0, None),
+    }
 
     window: float = 0.05
     min_registered: int = 100
@@ -386,46 +385,6 @@ class IntegerPercentages(Method):
     draws: str = "hits"
     seed: int = 0
     alpha: float = 0.001
-
-    def __post_init__(self) -> None:
-        _check_common(self.name, self.window, self.max_share, self.alpha)
-        if not (isinstance(self.min_registered, int) and self.min_registered >= 1):
-            raise PollwatchError(
-                f"integer-percentages: min_registered must be a whole number >= 1, "
-                f"got {self.min_registered!r}",
-                hint="the authors use 100",
-            )
-        if not (isinstance(self.max_turnout, int | float) and 0 < self.max_turnout <= 1):
-            raise PollwatchError(
-                f"integer-percentages: max_turnout must lie in (0, 1], got {self.max_turnout!r}",
-                hint="the authors use 0.99",
-            )
-        if self.turnout_numerator not in NUMERATORS:
-            raise PollwatchError(
-                f"integer-percentages: turnout_numerator must be one of {', '.join(NUMERATORS)}, "
-                f"got {self.turnout_numerator!r}",
-                hint="'issued' is the authors' definition, 'cast' counts ballots in the boxes",
-            )
-        if self.null not in NULLS:
-            raise PollwatchError(
-                f"integer-percentages: null must be one of {', '.join(NULLS)}, got {self.null!r}",
-                hint="'exact' needs no sampling; 'monte-carlo' redraws binomials",
-            )
-        if not (isinstance(self.replicates, int) and 10 <= self.replicates <= 1_000_000):
-            raise PollwatchError(
-                f"integer-percentages: replicates must be a whole number in [10, 1000000], "
-                f"got {self.replicates!r}",
-                hint="1000 is plenty for the mean; the p-value floor is 1 / (replicates + 1)",
-            )
-        if self.draws not in DRAWS:
-            raise PollwatchError(
-                f"integer-percentages: draws must be one of {', '.join(DRAWS)}, got {self.draws!r}",
-                hint="'binomial' redraws the counts; 'hits' draws the hits directly",
-            )
-        if not isinstance(self.seed, int):
-            raise PollwatchError(
-                f"integer-percentages: seed must be a whole number, got {self.seed!r}"
-            )
 
     # ------------------------------------------------------------------------------------------
     def run(self, election: Election) -> MethodResult:
@@ -677,20 +636,15 @@ class IntegerShares(Method):
     in_comparison: ClassVar[bool] = True
     title: ClassVar[str] = "Integer percentages of the leader's share alone"
     reference: ClassVar[str] = IntegerPercentages.reference
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        **_COMMON_CONSTRAINTS,
+        "min_ballots": Interval(int, 1, None),
+    }
 
     window: float = 0.05
     min_ballots: int = 100
     max_share: float = 0.99
     alpha: float = 0.001
-
-    def __post_init__(self) -> None:
-        _check_common(self.name, self.window, self.max_share, self.alpha)
-        if not (isinstance(self.min_ballots, int) and self.min_ballots >= 1):
-            raise PollwatchError(
-                f"integer-shares: min_ballots must be a whole number >= 1, "
-                f"got {self.min_ballots!r}",
-                hint="100 mirrors the authors' cut on station size",
-            )
 
     def run(self, election: Election) -> MethodResult:
         leader = election.leader()

@@ -77,7 +77,6 @@ import numpy.typing as npt
 import polars as pl
 from scipy import ndimage, signal, special, stats
 
-from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
     METHODS,
     Method,
@@ -85,6 +84,16 @@ from pollwatch.forensics.base import (
     MethodResult,
     Selection,
     eligible_stations,
+)
+from pollwatch.forensics.parameters import (
+    Boolean,
+    Constraint,
+    Interval,
+    NoneOr,
+    Options,
+    Text,
+    TupleOf,
+    parameter_error,
 )
 from pollwatch.results.model import Election
 
@@ -314,14 +323,6 @@ def _heatmap(
     }
 
 
-def _check_fraction(name: str, value: float, low: float, high: float) -> None:
-    if not (low < value < high):
-        raise PollwatchError(
-            f"parameter {name}={value!r} is out of range",
-            hint=f"{name} must lie strictly between {low} and {high}",
-        )
-
-
 def _corner_expectation(
     turnout: FloatArray, share: FloatArray, corner: float, peak: CleanPeak
 ) -> tuple[float, float]:
@@ -417,6 +418,16 @@ class KlimekFingerprint(Method):
     needs: ClassVar[tuple[str, ...]] = ("registered", "ballots_cast", "valid")
     stochastic: ClassVar[bool] = False
     conformance_parameters: ClassVar[Mapping[str, Any]] = {"bins": 50, "sef_bins": 20}
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "bins": Interval(int, 10, 1000),
+        "corner": Interval(float, 0.5, 1, closed="neither"),
+        "standardise_within": Options("region", "constituency", "district", "municipality"),
+        "sef_bins": Interval(int, 4, 500),
+        "sef_range": Interval(float, 0, 50, closed="right"),
+        # a standard deviation needs two stations
+        "min_group": Interval(int, 2, None),
+        "candidate": NoneOr(Text()),
+    }
 
     bins: int = 100
     corner: float = 0.95
@@ -425,33 +436,6 @@ class KlimekFingerprint(Method):
     sef_range: float = 5.0
     min_group: int = 10
     candidate: str | None = None
-
-    def __post_init__(self) -> None:
-        if not (10 <= self.bins <= 1000):
-            raise PollwatchError(
-                f"parameter bins={self.bins!r} is out of range", hint="bins must be 10 to 1000"
-            )
-        if not (4 <= self.sef_bins <= 500):
-            raise PollwatchError(
-                f"parameter sef_bins={self.sef_bins!r} is out of range",
-                hint="sef_bins must be 4 to 500",
-            )
-        _check_fraction("corner", self.corner, 0.5, 1.0)
-        if not (0 < self.sef_range <= 50):
-            raise PollwatchError(
-                f"parameter sef_range={self.sef_range!r} is out of range",
-                hint="sef_range must be above 0 and at most 50 (standard deviations)",
-            )
-        if self.min_group < 2:
-            raise PollwatchError(
-                f"parameter min_group={self.min_group!r} is out of range",
-                hint="min_group must be at least 2 (a standard deviation needs two stations)",
-            )
-        if self.standardise_within not in ("region", "constituency", "district", "municipality"):
-            raise PollwatchError(
-                f"parameter standardise_within={self.standardise_within!r} is not a level",
-                hint="use one of region, constituency, district, municipality",
-            )
 
     def run(self, election: Election) -> MethodResult:
         data = _prepare(election, self.candidate, self.standardise_within)
@@ -1001,6 +985,21 @@ class KlimekFraudModel(Method):
         "simulation_copies": 1,
         "replicates": 4,
     }
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "bins": Interval(int, 10, 500),
+        "alphas": TupleOf(Interval(float, 0, 100, closed="right")),
+        "widen_alphas": Boolean(),
+        "alpha_min": Interval(float, 0, 100, closed="right"),
+        "alpha_max": Interval(float, 0, 100, closed="right"),
+        "f_i_step": Interval(float, 0, 1, closed="neither"),
+        "f_e_step": Interval(float, 0, 1, closed="neither"),
+        "f_e_max": Interval(float, 0, 1, closed="right"),
+        "simulation_copies": Interval(int, 1, 50),
+        "replicates": Interval(int, 0, 10_000),
+        "interval_level": Interval(float, 0, 1, closed="neither"),
+        "candidate": NoneOr(Text()),
+        "seed": Interval(int, 0, None),
+    }
 
     bins: int = 50
     alphas: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -1017,40 +1016,23 @@ class KlimekFraudModel(Method):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not (10 <= self.bins <= 500):
-            raise PollwatchError(
-                f"parameter bins={self.bins!r} is out of range", hint="bins must be 10 to 500"
+        super().__post_init__()
+        # rules that tie parameters together; each one's own range is in parameter_constraints
+        if self.alpha_max < self.alpha_min:
+            raise parameter_error(
+                self.name, "alpha_max", f"at least alpha_min={self.alpha_min:g}", self.alpha_max
             )
-        if not (0 < self.alpha_min <= self.alpha_max <= 100):
-            raise PollwatchError(
-                f"parameters alpha_min={self.alpha_min!r}, alpha_max={self.alpha_max!r} are "
-                "out of range",
-                hint="need 0 < alpha_min <= alpha_max <= 100",
+        if any(not (self.alpha_min <= a <= self.alpha_max) for a in self.alphas):
+            raise parameter_error(
+                self.name,
+                "alphas",
+                f"values from alpha_min={self.alpha_min:g} to alpha_max={self.alpha_max:g}",
+                self.alphas,
             )
-        if not self.alphas or any(not (self.alpha_min <= a <= self.alpha_max) for a in self.alphas):
-            raise PollwatchError(
-                f"parameter alphas={self.alphas!r} is out of range",
-                hint=f"give at least one α, each from alpha_min={self.alpha_min:g} to "
-                f"alpha_max={self.alpha_max:g}",
+        if self.f_e_max < self.f_e_step:
+            raise parameter_error(
+                self.name, "f_e_max", f"at least f_e_step={self.f_e_step:g}", self.f_e_max
             )
-        _check_fraction("f_i_step", self.f_i_step, 0.0, 1.0)
-        _check_fraction("f_e_step", self.f_e_step, 0.0, 1.0)
-        if not (self.f_e_step <= self.f_e_max <= 1.0):
-            raise PollwatchError(
-                f"parameter f_e_max={self.f_e_max!r} is out of range",
-                hint="f_e_max must be at least f_e_step and at most 1",
-            )
-        if not (1 <= self.simulation_copies <= 50):
-            raise PollwatchError(
-                f"parameter simulation_copies={self.simulation_copies!r} is out of range",
-                hint="simulation_copies must be 1 to 50",
-            )
-        if not (0 <= self.replicates <= 10_000):
-            raise PollwatchError(
-                f"parameter replicates={self.replicates!r} is out of range",
-                hint="replicates must be 0 to 10000",
-            )
-        _check_fraction("interval_level", self.interval_level, 0.0, 1.0)
 
     def parameters(self) -> dict[str, Any]:
         values = super().parameters()

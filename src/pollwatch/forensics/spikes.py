@@ -80,6 +80,7 @@ from pollwatch.forensics.base import (
     MethodResult,
     eligible_stations,
 )
+from pollwatch.forensics.parameters import Constraint, Interval, NoneOr, Text
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
 
 __all__ = [
@@ -523,6 +524,18 @@ class RozenasSpikes(Method):
         "replicates": 40,
         "interval_draws": 20,
         "max_components": 2,
+    }
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "candidate": NoneOr(Text()),
+        "replicates": Interval(int, 2, 100_000),
+        "bandwidth": Interval(float, 0, 0.1, closed="right"),
+        "grid": Interval(int, 11, 100_001),
+        "max_components": Interval(int, 1, 10),
+        "interval_draws": Interval(int, 0, 100_000),
+        "interval_level": Interval(float, 0, 1, closed="neither"),
+        "coarse_denominator": Interval(int, 1, 1000),
+        "alpha": Interval(float, 0, 1, closed="neither"),
+        "seed": Interval(int, 0, None),
     }
 
     candidate: str | None = None

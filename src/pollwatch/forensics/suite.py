@@ -2,9 +2,11 @@
 
 :func:`run_suite` runs the named methods (default: every registered method) with identical
 definitions and the same seed, skipping with a reason those the election cannot support (no
-registered voters, say). Results are cached as JSON under ``<home>/analysis/<election>/``, keyed
-by the election's content digest and the method's parameters, so a second run is instant and a
-changed election or parameter is never served a stale result.
+registered voters, say); per-method ``parameters`` override the defaults (validated against
+each method's constraints before anything runs). Results are cached as JSON under
+``<home>/analysis/<election>/``, keyed by the election's content digest and the method's
+parameters, so a second run is instant and a changed election or parameter is never served a
+stale result.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pollwatch._notebook import (
+    concat_charts,
+    display_bundle,
+    html_section,
+    html_table,
+    mimebundle,
+    plain_text,
+)
 from pollwatch.errors import PollwatchError
+from pollwatch.fileio import atomic_write_text
 from pollwatch.forensics.base import (
     METHODS,
     MethodNotApplicable,
@@ -26,9 +36,14 @@ from pollwatch.forensics.base import (
     get_method,
     method_names,
 )
-from pollwatch.forensics.calibration import calibration_summary
+from pollwatch.forensics.base import _fmt as format_number
+from pollwatch.forensics.calibration import calibration_summary, calibration_words
 from pollwatch.forensics.digits import benjamini_hochberg
+from pollwatch.forensics.parameters import ParameterError, validate_parameters
 from pollwatch.results.model import Election
+
+if TYPE_CHECKING:
+    from pollwatch.forensics.verdict import Verdict
 
 __all__ = ["RegionalRow", "SuiteReport", "cached_report", "regional_rows", "run_suite"]
 
@@ -38,20 +53,33 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class SuiteReport:
-    """The results of several methods on one election, and the methods skipped with why."""
+    """The results of several methods on one election, and the methods skipped with why.
+
+    ``simulation`` is the election's simulation label
+    (:attr:`~pollwatch.results.model.ElectionMeta.simulation_notice`; None for real results),
+    which every rendering and the verdict show first; JSON carries it only when set.
+
+    Renders in notebooks (``_repr_html_``: one row per method, then the methods skipped; the
+    charts of every result as one Vega-Lite v5 specification in ``_repr_mimebundle_``) and in
+    rich (``__rich__``), the verdict's headline first (:meth:`verdict`).
+    """
 
     election_id: str
     input_digest: str
     results: tuple[MethodResult, ...]
     skipped: tuple[tuple[str, str], ...]
+    simulation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "election_id": self.election_id,
             "input_digest": self.input_digest,
             "results": [r.to_dict() for r in self.results],
             "skipped": [{"method": m, "reason": r} for m, r in self.skipped],
         }
+        if self.simulation is not None:
+            data["simulation"] = self.simulation
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SuiteReport:
@@ -60,10 +88,199 @@ class SuiteReport:
             input_digest=data["input_digest"],
             results=tuple(MethodResult.from_dict(r) for r in data["results"]),
             skipped=tuple((s["method"], s["reason"]) for s in data["skipped"]),
+            simulation=data.get("simulation"),
         )
 
     def result(self, method: str) -> MethodResult | None:
         return next((r for r in self.results if r.method == method), None)
+
+    # --- renderings (notebooks and rich; see pollwatch._notebook) ------------------------
+    def verdict(self) -> Verdict:
+        """The verdict on these results (:func:`pollwatch.forensics.verdict.verdict`)."""
+        from pollwatch.forensics.verdict import verdict
+
+        return verdict(self, simulation=self.simulation)
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        """Per method: name, statistic, p-value, effect, stations, flagged, calibration,
+        verdict, notes (plain text)."""
+        judged = self.verdict()
+        standing = {
+            f.method: "cited: ANOMALY" if f.anomalous else "cited: no anomaly"
+            for f in judged.findings
+        }
+        standing.update({n.method: f"not cited: {n.reason}" for n in judged.not_cited})
+        rows: list[tuple[str, ...]] = []
+        for result in self.results:
+            effect = "—"
+            if result.effect_name:
+                effect = f"{result.effect_name} = {format_number(result.effect)}"
+                if result.interval is not None:
+                    low, high = (format_number(v) for v in result.interval)
+                    level = result.interval_level
+                    span = f"{100 * level:g}% interval" if level is not None else "range"
+                    effect += f" ({span} {low} to {high})"
+            rows.append(
+                (
+                    result.method,
+                    f"{result.statistic_name} = {format_number(result.statistic)}",
+                    result.p_value_text(),
+                    effect,
+                    f"{result.sample_size:,}",
+                    f"{len(result.flagged):,}",
+                    _calibration_text(result.calibration),
+                    standing.get(result.method, ""),
+                    " ".join(result.notes),
+                )
+            )
+        return rows
+
+    def _charts(self) -> list[tuple[str, Mapping[str, Any]]]:
+        return [
+            (f"{result.method}: {name}", spec)
+            for result in self.results
+            for name, spec in result.charts.items()
+        ]
+
+    def __rich__(self) -> Any:
+        from rich import box
+        from rich.console import Group
+        from rich.markup import escape
+        from rich.table import Table
+        from rich.text import Text
+
+        judged = self.verdict()
+        standing = {
+            f.method: "cited: ANOMALY" if f.anomalous else "cited: no anomaly"
+            for f in judged.findings
+        }
+        standing.update({n.method: "not cited" for n in judged.not_cited})
+        parts: list[Any] = []
+        if self.simulation:
+            parts.append(Text(self.simulation, style="bold yellow"))
+        parts.append(Text(f"Verdict: {judged.headline}", style="bold"))
+        table = Table(
+            title=f"Methods: {escape(self.election_id)}",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            padding=(0, 0),  # the box puts one space between columns: seven fit in 80
+        )
+        flagging = any(result.flagged for result in self.results)
+        table.add_column("method", no_wrap=True)  # names are what users type: never cut
+        for column in ("statistic", "p-value", "effect", "stations", "flagged"):
+            if column != "flagged" or flagging:
+                table.add_column(column, justify="right")
+        table.add_column("calibration", overflow="fold", min_width=len("calibration"))
+        legend = Table.grid(padding=(0, 1))
+        legend.add_column(style="bold", overflow="fold")
+        legend.add_column(style="dim", overflow="fold")
+        for result in self.results:
+            effect = format_number(result.effect) if result.effect_name else "—"
+            if result.effect_name and result.interval is not None:
+                low, high = (format_number(v) for v in result.interval)
+                effect += f"\n{low} to {high}"
+            calibration = _calibration_short(result.calibration)
+            cells = [
+                escape(result.method),
+                format_number(result.statistic),
+                escape(result.p_value_text()),
+                effect,
+                f"{result.sample_size:,}",
+            ]
+            if flagging:
+                cells.append(f"{len(result.flagged):,}" if result.flagged else "")
+            unreliable = "UNRELIABLE" in calibration
+            table.add_row(*cells, f"[bold red]{calibration}[/]" if unreliable else calibration)
+            words = [f"statistic: {result.statistic_name}"]
+            if result.effect_name:
+                words.append(f"effect: {result.effect_name}")
+            words.append(standing.get(result.method, ""))
+            lines = "; ".join(w for w in words if w) + "".join(f"\nnote: {n}" for n in result.notes)
+            legend.add_row(escape(result.method), escape(lines))
+        parts += [table, legend] if self.results else [table]
+        parts += [Text(f"skipped {m}: {reason}", style="yellow") for m, reason in self.skipped]
+        parts.append(
+            Text(
+                "calibration: fp A/B = share of clean simulations / clean reference units the "
+                "method flags at α = 0.05 (full wording: the HTML rendering or "
+                "'pollwatch methods')",
+                style="dim",
+            )
+        )
+        return Group(*parts)
+
+    def _repr_html_(self) -> str:
+        tables = [
+            html_table(
+                self._rows(),
+                header=(
+                    "method",
+                    "statistic",
+                    "p-value",
+                    "effect",
+                    "stations",
+                    "flagged",
+                    "calibration on clean elections",
+                    "verdict",
+                    "notes",
+                ),
+                caption=f"Methods: {self.election_id}",
+                numeric=(2, 4, 5),
+            )
+        ]
+        if self.skipped:
+            tables.append(html_table(self.skipped, header=("method", "reason"), caption="Skipped"))
+        judged = self.verdict()
+        return html_section(
+            tables,
+            simulation=self.simulation,
+            lines=[
+                f"Verdict: {judged.headline}",
+                f"{judged.rule}; calibration: {judged.calibration_source}",
+            ],
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Table (``text/html``), text (``text/plain``) and every result's charts (Vega-Lite)."""
+        return mimebundle(
+            self._repr_html_(), plain_text(self), concat_charts(self._charts()), include, exclude
+        )
+
+    def _ipython_display_(self) -> None:
+        display_bundle(self._repr_mimebundle_())
+
+
+def _calibration_field(calibration: Any, name: str, default: Any = None) -> Any:
+    if isinstance(calibration, Mapping):
+        return calibration.get(name, default)
+    return getattr(calibration, name, default)
+
+
+def _calibration_text(calibration: Any) -> str:
+    """A result's calibration in words; "not calibrated" when it has none."""
+    if not calibration:
+        return "not calibrated"
+    words = getattr(calibration, "words", None)
+    return str(words()) if callable(words) else calibration_words(calibration)
+
+
+def _calibration_short(calibration: Any) -> str:
+    """The calibration in a table cell: ``fp 6%/7%``, ``fp 8%/16% UNRELIABLE``, ``descriptive``
+    (A/B: the false-positive rates at α on clean simulations and on clean reference units)."""
+    if not calibration:
+        return "not calibrated"
+    if _calibration_field(calibration, "decision") == "none":
+        return "descriptive"
+    rates = [
+        _calibration_field(calibration, name) for name in ("false_positive_rate", "reference_rate")
+    ]
+    words = "fp " + "/".join("—" if r is None else f"{100 * float(r):.0f}%" for r in rates)
+    if not _calibration_field(calibration, "same_parameters", True):
+        words += "*"
+    if _calibration_field(calibration, "unreliable", False):
+        words += " UNRELIABLE"
+    return words
 
 
 def _parameters(name: str, seed: int, by_region: bool, default_suite: bool) -> dict[str, Any]:
@@ -88,6 +305,7 @@ def run_suite(
     election: Election,
     methods: Sequence[str] | None = None,
     *,
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
     by_region: bool = False,
     cache_dir: Path | None = None,
@@ -96,19 +314,41 @@ def run_suite(
     """Run methods on one election (see the module docstring).
 
     Without ``methods`` the default suite runs: every registered method whose class says
-    ``in_default_suite``, with its ``suite_parameters``.
+    ``in_default_suite``, with its ``suite_parameters``. ``parameters`` maps a method's name to
+    values of its constructor parameters, applied over those (and over ``seed`` and
+    ``by_region``); a name that is not run, or a parameter the method does not take or
+    refuses, raises :class:`~pollwatch.forensics.parameters.ParameterError` before anything
+    runs.
     """
     names = list(methods) if methods else list(method_names("in_default_suite"))
     for name in names:
         METHODS.get(name)  # an unknown name fails before anything runs
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, values in (parameters or {}).items():
+        if name not in names:
+            raise ParameterError(
+                f"parameters for method {name!r}, which is not run ({', '.join(names)})",
+                method=name,
+                hint=f"add {name!r} to the methods, or drop its parameters",
+            )
+        overrides[name] = validate_parameters(METHODS.get(name), values)
+    # every method is built before any runs, so a rule between parameters fails at once too
+    built = [
+        get_method(
+            name,
+            **{
+                **_parameters(name, seed, by_region, default_suite=not methods),
+                **overrides.get(name, {}),
+            },
+        )
+        for name in names
+    ]
     digest = election.content_digest()
     results: list[MethodResult] = []
     skipped: list[tuple[str, str]] = []
-    for position, name in enumerate(names):
+    for position, (name, method) in enumerate(zip(names, built, strict=True)):
         if progress is not None:
             progress(name, position, len(names))
-        parameters = _parameters(name, seed, by_region, default_suite=not methods)
-        method = get_method(name, **parameters)
         key = hashlib.sha256(
             json.dumps([digest, name, method.parameters()], sort_keys=True).encode()
         ).hexdigest()[:20]
@@ -136,9 +376,7 @@ def run_suite(
         results.append(result)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f".{cached.name}.part")
-            partial.write_text(result.to_json(), encoding="utf-8")
-            os.replace(partial, cached)
+            atomic_write_text(cached, result.to_json())
     if progress is not None:
         progress("", len(names), len(names))
     return SuiteReport(
@@ -146,6 +384,7 @@ def run_suite(
         input_digest=digest,
         results=tuple(results),
         skipped=tuple(skipped),
+        simulation=election.meta.simulation_notice,
     )
 
 
@@ -277,4 +516,10 @@ def cached_report(election: Election, cache_dir: Path) -> SuiteReport | None:
         replace(r, calibration=calibration_summary(r.method, _calibrated_as(r.parameters)))
         for _, r in sorted(found.items())
     )
-    return SuiteReport(election_id=election.id, input_digest=digest, results=results, skipped=())
+    return SuiteReport(
+        election_id=election.id,
+        input_digest=digest,
+        results=results,
+        skipped=(),
+        simulation=election.meta.simulation_notice,
+    )

@@ -34,6 +34,7 @@ it, never a finding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ import polars as pl
 
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import METHODS, Method, MethodResult, eligible_stations
+from pollwatch.forensics.parameters import Boolean, Constraint, Interval
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import Election
 from pollwatch.results.special import special_stations
@@ -78,20 +80,15 @@ class Triage(Method):
         "(Kobak, Shpilkin & Pshenichnikov 2016, AoAS 10(1)) and protocol arithmetic checks"
     )
     needs: ClassVar[tuple[str, ...]] = ("registered", "ballots_cast")
-
-    def __post_init__(self) -> None:
-        if not self.threshold > 0:
-            raise PollwatchError(f"triage: threshold={self.threshold} must be above 0")
-        if self.top < 1:
-            raise PollwatchError(f"triage: top={self.top} must be at least 1")
-        if self.min_region < 3:
-            raise PollwatchError(f"triage: min_region={self.min_region} must be at least 3")
-        if self.integer_weight < 0 or self.protocol_weight < 0:
-            raise PollwatchError("triage: weights must be zero or more")
-        if not isinstance(self.include_special, bool):
-            raise PollwatchError(
-                f"triage: include_special must be true or false, got {self.include_special!r}"
-            )
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "threshold": Interval(float, 0, None, closed="neither"),
+        "top": Interval(int, 1, None),
+        # a robust z-score within a region needs a median and a spread
+        "min_region": Interval(int, 3, None),
+        "integer_weight": Interval(float, 0, None),
+        "protocol_weight": Interval(float, 0, None),
+        "include_special": Boolean(),
+    }
 
     def run(self, election: Election) -> MethodResult:
         leader = election.leader()

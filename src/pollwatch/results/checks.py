@@ -31,6 +31,7 @@ from typing import Any
 
 import polars as pl
 
+from pollwatch._notebook import html_section, html_table
 from pollwatch.results.model import COUNT_COLUMNS, Election
 
 __all__ = [
@@ -99,9 +100,10 @@ class QualityReport:
         }
 
     def __rich__(self) -> Any:
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"Protocol checks: {self.election_id}")
+        table = Table(title=f"Protocol checks: {escape(self.election_id)}")
         table.add_column("rule")
         table.add_column("checked", justify="right")
         table.add_column("failed", justify="right")
@@ -113,6 +115,25 @@ class QualityReport:
                 f"[{style}]{c.failed:,}[/]" if style else f"{c.failed:,}",
             )
         return table
+
+    def _repr_html_(self) -> str:
+        """The rules as a table: what each checks, on how many stations, how many break it."""
+        rows = [(c.rule, c.description, f"{c.checked:,}", f"{c.failed:,}") for c in self.counts]
+        failing = self.failing_stations.height
+        return html_section(
+            [
+                html_table(
+                    rows,
+                    header=("rule", "what it checks", "checked", "failed"),
+                    caption=f"Protocol checks: {self.election_id}",
+                    numeric=(2, 3),
+                )
+            ],
+            lines=[
+                f"{failing:,} of {self.table.height:,} stations break at least one rule "
+                "(checked: stations where every number the rule needs is known)"
+            ],
+        )
 
 
 def _sum_or_null(columns: list[str]) -> pl.Expr:

@@ -60,6 +60,14 @@ from typing import Any
 
 import polars as pl
 
+from pollwatch._notebook import (
+    VEGA_LITE_SCHEMA,
+    display_bundle,
+    html_section,
+    html_table,
+    mimebundle,
+    plain_text,
+)
 from pollwatch.errors import ColumnError, CountError, InputError
 from pollwatch.results.quarantine import Quarantine
 
@@ -330,6 +338,8 @@ class Election:
         leader = self.leader()
         return ElectionSummary(
             election_id=self.id,
+            regions=frame["region"].drop_nulls().n_unique(),
+            simulation=self.meta.simulation_notice,
             stations=len(self),
             registered=sums["registered"],
             ballots_cast=sums["ballots_cast"],
@@ -373,6 +383,114 @@ class Election:
         """A copy carrying ``quarantine`` (the rows its import set aside)."""
         return Election(meta=self.meta, stations=self.stations, quarantine=quarantine)
 
+    # --- renderings (notebooks and rich; see pollwatch._notebook) -----------------------
+    def fingerprint_chart(self, *, bins: int = 100) -> dict[str, Any] | None:
+        """The turnout x leader's-share fingerprint as a Vega-Lite v5 heatmap, data inline.
+
+        One cell per ``1 / bins`` of turnout and of the leader's vote share (the data model's
+        definitions, above) holding its count of stations; the stations are those the methods
+        use (no pseudo-stations, cancelled or unpublished ones) with both numbers known,
+        turnout above 100 % counted in the last column (Klimek et al. 2012, PNAS 109(41),
+        16469-16473). None when no station has both numbers.
+        """
+        leader = self.leader()
+        if leader is None:
+            return None
+        cells = (
+            self.stations.filter(
+                ~pl.col("is_pseudo_station") & ~pl.col("is_cancelled") & ~pl.col("is_unpublished")
+            )
+            .select(self.turnout_expr(), self.vote_share_expr(leader.column).alias("share"))
+            .drop_nulls()
+            .filter(pl.col("turnout").is_finite() & pl.col("share").is_finite())
+            .select(
+                (pl.col("turnout") * bins).floor().clip(0, bins - 1).cast(pl.Int64).alias("i"),
+                (pl.col("share") * bins).floor().clip(0, bins - 1).cast(pl.Int64).alias("j"),
+            )
+            .group_by("i", "j")
+            .len()
+            .sort("i", "j")
+        )
+        if cells.height == 0:
+            return None
+        values = [
+            {
+                "turnout": i / bins,
+                "turnout_end": (i + 1) / bins,
+                "share": j / bins,
+                "share_end": (j + 1) / bins,
+                "stations": n,
+            }
+            for i, j, n in cells.iter_rows()
+        ]
+        subtitle = [f"{int(cells['len'].sum()):,} stations; leader: {leader.name}"]
+        if self.meta.simulation_notice:
+            subtitle.insert(0, self.meta.simulation_notice)
+        axis = {"type": "quantitative", "scale": {"domain": [0, 1]}, "axis": {"format": "%"}}
+        return {
+            "$schema": VEGA_LITE_SCHEMA,
+            "title": {"text": f"{self.id}: turnout x leader's vote share", "subtitle": subtitle},
+            "width": 360,
+            "height": 360,
+            "data": {"values": values},
+            "mark": {"type": "rect"},
+            "encoding": {
+                "x": {"field": "turnout", "title": "turnout", **axis},
+                "x2": {"field": "turnout_end"},
+                "y": {"field": "share", "title": f"vote share of {leader.name}", **axis},
+                "y2": {"field": "share_end"},
+                "color": {
+                    "field": "stations",
+                    "type": "quantitative",
+                    "title": "stations",
+                    "scale": {"type": "symlog", "scheme": "viridis"},
+                },
+                "tooltip": [
+                    {"field": "turnout", "type": "quantitative", "format": ".0%"},
+                    {"field": "share", "type": "quantitative", "format": ".0%"},
+                    {"field": "stations", "type": "quantitative"},
+                ],
+            },
+        }
+
+    def __rich__(self) -> Any:
+        meta = self.meta
+        return _rich_summary(
+            self.summary(),
+            [
+                ("election", f"{meta.id}: {meta.contest}"),
+                ("country, date", f"{meta.country}, {meta.date or 'unknown'} ({meta.kind})"),
+                ("source", meta.source),
+            ],
+        )
+
+    def _repr_html_(self) -> str:
+        meta = self.meta
+        summary = self.summary()
+        rows = [
+            ("election", f"{meta.id}: {meta.contest}"),
+            ("country, date", f"{meta.country}, {meta.date or 'unknown'} ({meta.kind})"),
+            ("source", meta.source),
+            *_summary_rows(summary),
+        ]
+        parties = {c.name: c.party or "" for c in meta.candidates}
+        return html_section(
+            [
+                html_table(rows, caption=f"Election {meta.id}", row_header=True),
+                _candidates_html(summary, parties if any(parties.values()) else None),
+            ],
+            simulation=summary.simulation,
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Table (``text/html``), text (``text/plain``) and the fingerprint (Vega-Lite v5)."""
+        return mimebundle(
+            self._repr_html_(), plain_text(self), self.fingerprint_chart(), include, exclude
+        )
+
+    def _ipython_display_(self) -> None:
+        display_bundle(self._repr_mimebundle_())
+
 
 @dataclass(frozen=True)
 class ElectionSummary:
@@ -395,6 +513,10 @@ class ElectionSummary:
     evoting_stations: int = 0
     evoting_registered: int | None = None
     evoting_ballots_cast: int | None = None
+    #: distinct regions named (the ``region`` column's non-null values)
+    regions: int = 0
+    #: the label of a simulated election (:attr:`ElectionMeta.simulation_notice`); None when real
+    simulation: str | None = None
 
     @property
     def registered_without_evoting(self) -> int | None:
@@ -414,9 +536,111 @@ class ElectionSummary:
         data["ballots_cast_without_evoting"] = self.ballots_cast_without_evoting
         return data
 
+    def __rich__(self) -> Any:
+        return _rich_summary(self, [("election", self.election_id)])
+
+    def _repr_html_(self) -> str:
+        return html_section(
+            [
+                html_table(
+                    _summary_rows(self), caption=f"Summary: {self.election_id}", row_header=True
+                ),
+                _candidates_html(self, None),
+            ],
+            simulation=self.simulation,
+        )
+
 
 def _less(total: int | None, part: int | None) -> int | None:
     return total if total is None or part is None else total - part
+
+
+def _count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def _summary_rows(summary: ElectionSummary) -> list[tuple[str, str]]:
+    """The headline numbers as (label, value) rows, e-voting apart (the methods leave it out)."""
+    rows = [
+        ("stations", _count(summary.stations)),
+        ("regions", _count(summary.regions)),
+        ("registered", _count(summary.registered)),
+        ("ballots cast", _count(summary.ballots_cast)),
+        ("valid / invalid", f"{_count(summary.valid)} / {_count(summary.invalid)}"),
+        ("turnout", _percent(summary.turnout)),
+    ]
+    if summary.evoting_stations:
+        rows += [
+            (
+                "e-voting",
+                f"{summary.evoting_stations:,} pseudo-stations, "
+                f"{_count(summary.evoting_registered)} registered, "
+                f"{_count(summary.evoting_ballots_cast)} ballots (in the totals above)",
+            ),
+            (
+                "without e-voting",
+                f"{_count(summary.registered_without_evoting)} registered, "
+                f"{_count(summary.ballots_cast_without_evoting)} ballots",
+            ),
+        ]
+    flagged = ", ".join(
+        f"{name.removeprefix('is_')} {n:,}" for name, n in summary.flags.items() if n
+    )
+    rows.append(("flagged stations", flagged or "none"))
+    if summary.set_aside:
+        rows.append(("rows set aside at import", f"{summary.set_aside:,}"))
+    return rows
+
+
+def _candidate_rows(summary: ElectionSummary) -> list[tuple[str, str, str]]:
+    """(candidate, votes, share of valid) rows, most votes first."""
+    valid = summary.valid or sum(summary.totals.values())
+    return [
+        (name, f"{votes:,}", _percent(votes / valid if valid else None))
+        for name, votes in sorted(summary.totals.items(), key=lambda item: -item[1])
+    ]
+
+
+def _candidates_html(summary: ElectionSummary, parties: Mapping[str, str] | None) -> str:
+    header = ["candidate", "votes", "share of valid"]
+    rows = [list(row) for row in _candidate_rows(summary)]
+    if parties:
+        header.insert(1, "party")
+        for row in rows:
+            row.insert(1, parties.get(row[0], ""))
+    return html_table(
+        rows,
+        header=header,
+        caption="Votes per candidate",
+        numeric=(len(header) - 2, len(header) - 1),
+    )
+
+
+def _rich_summary(summary: ElectionSummary, rows: list[tuple[str, str]]) -> Any:
+    """The summary for the terminal: the simulation label, ``rows``, the numbers, the votes."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")
+    if summary.simulation:
+        head.add_row("[bold yellow]SIMULATED[/]", f"[bold yellow]{escape(summary.simulation)}[/]")
+    for label, value in [*rows, *_summary_rows(summary)]:
+        head.add_row(escape(label), escape(value))
+    totals = Table(title="Votes per candidate", title_justify="left")
+    totals.add_column("candidate", overflow="fold")
+    totals.add_column("votes", justify="right")
+    totals.add_column("share of valid", justify="right")
+    for name, votes, share in _candidate_rows(summary):
+        label = escape(name)
+        totals.add_row(f"[bold]{label}[/]" if name == summary.leader else label, votes, share)
+    return Group(head, "", totals)
 
 
 def _schema_for(candidate_columns: Sequence[str]) -> dict[str, pl.DataType]:

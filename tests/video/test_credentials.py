@@ -22,7 +22,7 @@ from pollwatch.video.accounts import AccountStore
 from pollwatch.video.manifest import redact_url
 from pollwatch.video.segments import VideoIndex
 from pollwatch.video.simulator import SimulatedCamera
-from pollwatch.web.app import create_app
+from pollwatch.web.app import all_routes, create_app
 
 from .test_recorder import _wait, recording
 
@@ -82,7 +82,7 @@ def test_no_response_log_entry_or_spool_file_holds_the_credentials(
         app, client=("192.0.2.10", 50000), headers={"Authorization": f"Bearer {admin_token}"}
     )
     fetched = 0
-    for route in app.routes:
+    for route in all_routes(app):
         if not isinstance(route, APIRoute) or "GET" not in route.methods:
             continue
         names = re.findall(r"{(\w+)(?::\w+)?}", route.path)

@@ -10,6 +10,7 @@ import io
 import re
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ API_PATHS = [
     "/api/elections/{election_id}/stations/{station_id}",
     "/api/elections/{election_id}/regions",
     "/api/elections/{election_id}/methods",
+    "/api/elections/{election_id}/methods/{name}",
     "/api/elections/{election_id}/histograms",
     "/api/compare",
     "/api/elections/import",
@@ -217,6 +219,80 @@ def test_api_methods_are_the_cached_fast_subset(client: TestClient, settings: Se
     assert pl.read_csv(io.StringIO(csv.text)).height == len(data["methods"])
 
 
+# --- one method with chosen parameters -----------------------------------------------------------
+def test_api_method_runs_with_the_parameters_given(client: TestClient, settings: Settings) -> None:
+    url = "/api/elections/sim-a/methods/klimek-fingerprint"
+    answer = client.get(url, params=[("p", "bins=50"), ("p", "corner=0.9")])
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["method"] == "klimek-fingerprint" and data["skipped"] is None
+    assert data["parameters"] == {"bins": 50, "corner": 0.9}
+    result = data["result"]
+    assert result["parameters"]["bins"] == 50 and result["details"]["corner"] == 0.9
+    cells = result["charts"]["fingerprint"]["data"]["values"]
+    assert all(c["x1"] - c["x0"] == pytest.approx(1 / 50) for c in cells)
+    # cached like every run: the same answer again, from a result file of its own
+    assert client.get(url, params=[("p", "bins=50"), ("p", "corner=0.9")]).json() == data
+    cached = [
+        path
+        for path in (settings.analysis_dir / "sim-a").glob("klimek-fingerprint-*.json")
+        if '"bins": 50' in path.read_text("utf-8")
+    ]
+    assert len(cached) == 1
+    # the dashboard keeps showing the default run
+    shown = client.get("/api/elections/sim-a/methods").json()["results"]
+    (klimek,) = [r for r in shown if r["method"] == "klimek-fingerprint"]
+    assert klimek["parameters"]["bins"] == 100
+
+
+def test_api_method_without_parameters_is_the_default_run(client: TestClient) -> None:
+    data = client.get("/api/elections/sim-a/methods/integer-percentages").json()
+    assert data["parameters"] == {}
+    default = client.get("/api/elections/sim-a/methods").json()["results"]
+    (shown,) = [r for r in default if r["method"] == "integer-percentages"]
+    assert data["result"]["statistic"] == shown["statistic"]
+    seeded = client.get("/api/elections/sim-a/methods/integer-percentages?p=seed=7").json()
+    assert seeded["result"]["seed"] == 7 and seeded["parameters"] == {"seed": 7}
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("p=bins=5", "method 'klimek-fingerprint': parameter 'bins' must be"),
+        ("p=bins=many", "parameter 'bins' must be"),
+        ("p=binz=50", "unknown parameter 'binz'"),
+        ("p=bins", "is not KEY=VALUE"),
+    ],
+)
+def test_api_method_bad_parameter_is_a_one_line_422(
+    client: TestClient, query: str, words: str
+) -> None:
+    response = client.get(f"/api/elections/sim-a/methods/klimek-fingerprint?{query}")
+    assert response.status_code == 422, response.text
+    assert words in _error(response)
+
+
+def test_api_method_unknown_is_404(client: TestClient) -> None:
+    response = client.get("/api/elections/sim-a/methods/no-such-method?p=bins=5")
+    assert response.status_code == 404
+    assert "no method 'no-such-method'" in _error(response)
+    assert client.get("/api/elections/nope/methods/shpilkin").status_code == 404
+
+
+def test_api_method_the_election_cannot_support_is_skipped(tmp_path: Path) -> None:
+    settings = load_settings({"home": tmp_path / "home"})
+    election = simulate_clean(stations=60, regions=2, seed=4, election_id="sim-n")
+    # no registered voters: Shpilkin cannot estimate, and says why
+    blank = election.stations.with_columns(pl.lit(None, dtype=pl.Int64).alias("registered"))
+    ElectionStore(settings.elections_dir).save(replace(election, stations=blank))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        data = client.get("/api/elections/sim-n/methods/shpilkin").json()
+        assert data["result"] is None and "registered" in data["skipped"]
+        page = client.get("/elections/sim-n")
+        assert page.status_code == 200 and 'id="regions-source"' in page.text
+        assert "No region table: shpilkin:" in page.text
+
+
 def test_api_histograms_are_binned(client: TestClient) -> None:
     data = client.get("/api/elections/sim-a/histograms").json()
     assert data["bin_width_percent"] == 0.1
@@ -366,8 +442,16 @@ def test_russia_2018_page_and_pagination(mirror: Path, tmp_path: Path) -> None:
         assert detail.status_code == 200
         api = client.get(f"/api/elections/russia-2018/stations/{quote(station, safe='')}")
         assert api.json()["station_id"] == station
+        # the region table is Shpilkin's per-region result: the stations it uses (abroad and
+        # stations without registered voters left out), every one in exactly one region
         regions = client.get("/api/elections/russia-2018/regions").json()["regions"]
-        assert sum(r["stations"] for r in regions) == 97_699
+        results = client.get("/api/elections/russia-2018/methods").json()["results"]
+        (shpilkin,) = [r for r in results if r["method"] == "shpilkin"]
+        assert sum(r["stations"] for r in regions) == shpilkin["sample_size"] < 97_699
+        assert sum(r["shpilkin_estimate"] or 0 for r in regions) == pytest.approx(
+            shpilkin["details"]["regions_total"]
+        )
+        assert all(0 < r["turnout"] <= 1 for r in regions)
 
 
 def test_election_page_links_to_its_self_contained_report(tmp_path: Path) -> None:

@@ -132,13 +132,13 @@ def video_station(web_store: WebStore) -> str:
 
 def page_routes(web_store: WebStore) -> list[str]:
     """The path templates of the app's pages: GET routes outside /api/, less :data:`NOT_PAGES`."""
-    from pollwatch.web.app import create_app
+    from pollwatch.web.app import all_routes, create_app
 
     app = create_app(web_store.settings)
     gets = sorted(
         {
             route.path
-            for route in app.routes
+            for route in all_routes(app)
             if isinstance(route, Route) and "GET" in (route.methods or ())
         }
     )

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.calibration import Calibration
 from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.triage import Triage
 from pollwatch.results.checks import check_protocols
@@ -38,7 +39,7 @@ def with_calibration(result: MethodResult, unreliable: bool) -> MethodResult:
         else "",
         "same_parameters": True,
     }
-    return replace(result, calibration=calibration)
+    return replace(result, calibration=Calibration.from_dict(calibration))
 
 
 def test_station_page_names_only_reliable_methods_as_flagging(unmarked: Election) -> None:

@@ -72,10 +72,13 @@ def test_the_verdict_is_the_first_section_of_the_election_page(
     assert "integer-percentages" in cited or "integer-shares" in cited, cited
     for method in cited:
         result = web_store.suite.result(str(method))
-        assert result is not None and not result.calibration.get("unreliable")
+        assert result is not None
+        assert result.calibration is None or not result.calibration.unreliable
 
     # unreliable methods are listed with their reason, never cited
-    unreliable = {r.method for r in web_store.suite.results if r.calibration.get("unreliable")}
+    unreliable = {
+        r.method for r in web_store.suite.results if r.calibration and r.calibration.unreliable
+    }
     assert unreliable, "the calibration table marks no method unreliable"
     items = page.locator("#not-cited > li")
     listed = {items.nth(i).get_attribute("data-method") for i in range(items.count())}

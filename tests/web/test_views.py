@@ -47,24 +47,69 @@ def test_histogram_spec_has_whole_percent_rules() -> None:
     assert bars["data"]["values"][0]["stations"] == 3
 
 
-def test_fingerprint_grid_counts_every_station(election: Election) -> None:
-    cells = views.fingerprint_grid(election)
-    assert sum(c["count"] for c in cells) == len(election)
+@pytest.fixture(scope="module")
+def shpilkin(election: Election) -> MethodResult:
+    result = run_suite(election, ["shpilkin"], by_region=True).result("shpilkin")
+    assert result is not None
+    return result
+
+
+@pytest.fixture(scope="module")
+def klimek(election: Election) -> MethodResult:
+    result = run_suite(election, ["klimek-fingerprint"]).result("klimek-fingerprint")
+    assert result is not None
+    return result
+
+
+def test_fingerprint_cells_are_the_klimek_results(election: Election, klimek: MethodResult) -> None:
+    cells = views.fingerprint_cells(klimek)
+    assert cells == klimek.charts["fingerprint"]["data"]["values"]
+    # every station the method used is in one cell of the 100 x 100 grid on [0, 1]
+    assert sum(c["count"] for c in cells) == klimek.sample_size == len(election)
     assert all(0 <= c["x0"] < c["x1"] <= 1 and 0 <= c["y0"] < c["y1"] <= 1 for c in cells)
+    assert all(c["x1"] - c["x0"] == pytest.approx(0.01) for c in cells)
+    assert views.fingerprint_cells(None) == []
     spec = views.fingerprint_spec(cells, title="f", max_count=10)
     assert spec["encoding"]["color"]["scale"]["domain"] == [0, 10]
+    assert views.fingerprint_chart("sim-v", klimek) == klimek.charts["fingerprint"]
+    missing = views.fingerprint_chart("sim-v", None, "no valid votes")
+    assert missing["data"]["values"] == [] and "no valid votes" in missing["title"]
 
 
-def test_region_table_sums_and_shares(election: Election, triage: MethodResult) -> None:
-    rows = views.region_table(election, None, triage)
-    assert sum(r["stations"] for r in rows) == len(election)
+def test_region_table_is_shpilkins_per_region_result(
+    election: Election, shpilkin: MethodResult, triage: MethodResult
+) -> None:
+    rows = views.region_table(shpilkin, triage, election)
+    estimates = shpilkin.details["regions"]
+    assert [r["region"] for r in rows] == sorted(estimates)
+    assert sum(r["stations"] for r in rows) == shpilkin.sample_size == len(election)
     assert sum(r["flagged"] for r in rows) == len(triage.flagged)
-    small = small_election()
-    north, south = views.region_table(small)
-    assert north["region"] == "North" and north["stations"] == 2
-    assert north["turnout"] == pytest.approx(1000 / 1800)
-    assert north["leader_share"] == pytest.approx(600 / 985)  # Alpha leads overall
-    assert south["shpilkin_estimate"] is None
+    for row in rows:
+        assert row["shpilkin_estimate"] == estimates[row["region"]]["anomalous_votes"]
+    # the method's own totals: turnout over the stations it used, the leader's share of votes
+    stations = election.stations
+    leader = election.leader()
+    assert leader is not None
+    votes = pl.sum_horizontal(election.candidate_columns)
+    expected = (
+        stations.group_by("region")
+        .agg(
+            pl.col("registered").sum(),
+            (pl.col("ballots_cast").sum() / pl.col("registered").sum()).alias("turnout"),
+            (pl.col(leader.column).sum() / votes.sum()).alias("leader_share"),
+        )
+        .sort("region")
+        .to_dicts()
+    )
+    for row, want in zip(rows, expected, strict=True):
+        assert row["region"] == want["region"] and row["registered"] == want["registered"]
+        assert row["turnout"] == pytest.approx(want["turnout"])
+        assert row["leader_share"] == pytest.approx(want["leader_share"])
+    unflagged = views.region_table(shpilkin)
+    assert [r["flagged"] for r in unflagged] == [0] * len(rows)
+    assert views.region_table(None, triage, election) == []
+    national = run_suite(election, ["shpilkin"]).result("shpilkin")
+    assert national is not None and views.region_table(national, triage, election) == []
 
 
 def test_stations_page_validation(election: Election) -> None:
@@ -116,6 +161,14 @@ def test_cached_results_match_the_digest(election: Election, tmp_path: Path) -> 
     assert set(found) == {"shpilkin"} and "regions" in found["shpilkin"].details
     assert views.cached_results(tmp_path, election.id, "other digest") == {}
     assert views.cached_results(tmp_path, "absent", election.content_digest()) == {}
+
+
+def test_cached_results_show_only_default_runs(election: Election, tmp_path: Path) -> None:
+    run_suite(election, ["shpilkin"], parameters={"shpilkin": {"window": 0.03}}, cache_dir=tmp_path)
+    assert views.cached_results(tmp_path, election.id, election.content_digest()) == {}
+    run_suite(election, ["shpilkin"], seed=5, cache_dir=tmp_path)
+    found = views.cached_results(tmp_path, election.id, election.content_digest())
+    assert found["shpilkin"].parameters["window"] == 0.025
 
 
 def test_methods_rows_and_compare(election: Election, triage: MethodResult) -> None:

@@ -78,13 +78,19 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
     METHODS,
     Method,
     MethodNotApplicable,
     MethodResult,
     eligible_stations,
+)
+from pollwatch.forensics.parameters import (
+    Boolean,
+    Constraint,
+    Interval,
+    TupleOf,
+    parameter_error,
 )
 from pollwatch.results.model import Election
 
@@ -185,6 +191,18 @@ class ShpilkinEstimate(Method):
     needs: ClassVar[tuple[str, ...]] = ("registered",)
     stochastic: ClassVar[bool] = False
     conformance_parameters: ClassVar[Mapping[str, Any]] = {"by_region": True}
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "bin_widths": TupleOf(Interval(float, 0, 0.05, closed="right")),
+        "smoothing": Interval(float, 0, 0.1),
+        "peak_height": Interval(float, 0, 1, closed="right"),
+        "peak_turnout_max": Interval(float, 0.1, 1, closed="right"),
+        "window": Interval(float, 0, 0.2, closed="right"),
+        "core_mass": Interval(float, 0, 0.95, closed="right"),
+        "core_bandwidth": Interval(float, 0, 0.1, closed="right"),
+        "exclude_abroad": Boolean(),
+        "by_region": Boolean(),
+        "min_region_stations": Interval(int, 1, None),
+    }
 
     bin_widths: tuple[float, ...] = (0.005, 0.01)
     smoothing: float = 0.02
@@ -198,30 +216,15 @@ class ShpilkinEstimate(Method):
     min_region_stations: int = 30
 
     def __post_init__(self) -> None:
-        widths = tuple(self.bin_widths)
-        if not widths:
-            raise PollwatchError(
-                "shpilkin: bin_widths is empty", hint="give at least one width, e.g. (0.01,)"
-            )
-        for width in widths:
-            bins = round(1 / width) if 0 < width <= 0.05 else 0
-            if not bins or abs(bins * width - 1) > 1e-9:
-                raise PollwatchError(
-                    f"shpilkin: bin width {width!r} is not allowed",
-                    hint="bin_widths must lie in (0, 0.05] and divide 1 (e.g. 0.005, 0.01)",
+        super().__post_init__()
+        for width in self.bin_widths:
+            if abs(round(1 / width) * width - 1) > 1e-9:
+                raise parameter_error(
+                    self.name,
+                    "bin_widths",
+                    "widths that divide 1 (e.g. 0.005, 0.01)",
+                    self.bin_widths,
                 )
-        object.__setattr__(self, "bin_widths", widths)
-        _check_range("smoothing", self.smoothing, 0.0, 0.1, low_open=False)
-        _check_range("peak_height", self.peak_height, 0.0, 1.0)
-        _check_range("peak_turnout_max", self.peak_turnout_max, 0.1, 1.0)
-        _check_range("window", self.window, 0.0, 0.2)
-        _check_range("core_mass", self.core_mass, 0.0, 0.95)
-        _check_range("core_bandwidth", self.core_bandwidth, 0.0, 0.1)
-        if self.min_region_stations < 1:
-            raise PollwatchError(
-                f"shpilkin: min_region_stations must be at least 1, got {self.min_region_stations}",
-                hint="use a positive whole number",
-            )
 
     # --------------------------------------------------------------------------------------
     def run(self, election: Election) -> MethodResult:
@@ -241,6 +244,8 @@ class ShpilkinEstimate(Method):
         others = [c for c in election.candidate_columns if c != leader.column]
         data = frame.select(
             pl.col("region").fill_null("(none)"),
+            pl.col("registered").cast(pl.Int64),
+            pl.col("ballots_cast").cast(pl.Int64),
             (pl.col("ballots_cast") / pl.col("registered")).alias("turnout"),
             pl.col(leader.column).cast(pl.Float64).alias("leader"),
             pl.sum_horizontal([pl.col(c).fill_null(0) for c in others] or [pl.lit(0)])
@@ -543,13 +548,25 @@ class ShpilkinEstimate(Method):
         return tuple(notes)
 
     def _regions(self, data: pl.DataFrame) -> dict[str, dict[str, Any]]:
-        """Each region's own estimate (own clean peak and ratio), by region name."""
+        """Each region's own estimate (own clean peak and ratio), by region name.
+
+        Every region also gets its totals over the stations used: registered, ballots cast,
+        turnout (``Σ ballots_cast / Σ registered``) and the leader's share (leader votes over
+        leader plus other candidates' votes), the numbers the dashboard's region table shows.
+        """
         regions: dict[str, dict[str, Any]] = {}
         for (region,), part in data.sort("region").group_by(["region"], maintain_order=True):
             leader = part["leader"].to_numpy().astype(np.float64)
             others = part["others"].to_numpy().astype(np.float64)
+            registered = int(part["registered"].sum())
+            ballots_cast = int(part["ballots_cast"].sum())
+            votes = float(leader.sum() + others.sum())
             entry: dict[str, Any] = {
                 "stations": part.height,
+                "registered": registered,
+                "ballots_cast": ballots_cast,
+                "turnout": ballots_cast / registered if registered else None,
+                "leader_share": float(leader.sum()) / votes if votes else None,
                 "leader_votes": round(float(leader.sum())),
                 "anomalous_votes": None,
                 "low": None,
@@ -575,18 +592,6 @@ class ShpilkinEstimate(Method):
 
 
 # ------------------------------------------------------------------------------------------
-def _check_range(
-    name: str, value: float, low: float, high: float, *, low_open: bool = True
-) -> None:
-    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise PollwatchError(
-            f"shpilkin: {name} = {value!r} is out of range",
-            hint=f"{name} must lie in {bracket}{low:g}, {high:g}]",
-        )
-
-
 def _bin_index(values: Array, width: float, bins: int) -> npt.NDArray[np.intp]:
     """Bin of each value in [0, 1] (values above 1 go to the last bin, below 0 to the first)."""
     index = np.floor(np.clip(values, 0.0, 1.0) / width + 1e-9).astype(np.intp)

@@ -13,6 +13,8 @@ Modules:
   declarative playback policy (deny by default).
 * :mod:`.throttle`: failed logins lock an account name and an address for a while.
 * :mod:`.custody`: the access and denial entries the web app writes, bounded and rate-limited.
+* :mod:`.playback`: the playback service the web app calls: who asks, what the policy allows,
+  the custody entry, the bytes to stream.
 * :mod:`.audit`: who watched what, from where, and what was denied, read from the custody log.
 * :mod:`.folders`: ``<home>/video`` and its folders are created 0700.
 * :mod:`.privacy`: irreversible face blurring of public copies (CenterFace via onnxruntime).

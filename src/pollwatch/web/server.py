@@ -4,7 +4,7 @@ uvicorn's defaults rewrite the client address from ``X-Forwarded-For`` for every
 from 127.0.0.1 before the app sees the request, so any local client (or anything behind a
 local port forward) could choose the address the playback policy judges and the custody log
 records. Here uvicorn never reads forwarded headers; the app alone decides whom to believe,
-from the policy's ``[proxy] trusted`` ranges (:func:`pollwatch.web.video.client_address`),
+from the policy's ``[proxy] trusted`` ranges (:func:`pollwatch.video.playback.client_address`),
 which are empty by default.
 
 :func:`configure_access_log` sends the access log (:mod:`pollwatch.web.access_log`, one line

@@ -12,14 +12,12 @@ vendored Vega scripts (no external request). Definitions are stated on every pag
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from pollwatch.errors import PollwatchError
 from pollwatch.results.model import Election
@@ -35,13 +33,19 @@ from pollwatch.turnout import (
 )
 from pollwatch.turnout.scenario import Level
 
+from .pages import charts_json, page
 from .responses import NotFound, errors
 
-__all__ = ["register", "scenario_chart", "series_charts"]
+__all__ = ["TurnoutElections", "router", "scenario_chart", "series_charts"]
 
 _SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 #: at most this many elections in one series page
 MAX_SERIES = 12
+
+
+_X = {"field": "date", "type": "temporal", "title": None}
+_PERCENT = {"format": ".0%"}
+_TOOLTIP = [{"field": "election"}, {"field": "turnout", "format": ".1%"}]
 
 
 def series_charts(series: TurnoutSeries) -> dict[str, Any]:
@@ -57,8 +61,6 @@ def series_charts(series: TurnoutSeries) -> dict[str, Any]:
         for e in series.elections
     ]
     dates = {e.election_id: e.date for e in series.elections}
-    x = {"field": "date", "type": "temporal", "title": None}
-    percent = {"format": ".0%"}
     shares = [
         {"election": row["election"], "date": row["date"], "share": row[name], "of stations": name}
         for row in national
@@ -74,73 +76,84 @@ def series_charts(series: TurnoutSeries) -> dict[str, Any]:
         }
         for r in series.regions
     ]
-    tooltip = [{"field": "election"}, {"field": "turnout", "format": ".1%"}]
     return {
-        "national-turnout": {
-            "$schema": _SCHEMA,
-            "title": "Turnout (stations counted)",
-            "width": "container",
-            "height": 220,
-            "data": {"values": national},
-            "mark": {"type": "line", "point": True},
+        "national-turnout": _national_chart(national),
+        "station-shares": _shares_chart(shares),
+        "regions-turnout": _regions_chart(regional),
+    }
+
+
+def _national_chart(national: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "$schema": _SCHEMA,
+        "title": "Turnout (stations counted)",
+        "width": "container",
+        "height": 220,
+        "data": {"values": national},
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            "x": _X,
+            "y": {
+                "field": "turnout",
+                "type": "quantitative",
+                "scale": {"domain": [0, 1]},
+                "axis": _PERCENT,
+            },
+            "tooltip": _TOOLTIP,
+        },
+    }
+
+
+def _shares_chart(shares: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "$schema": _SCHEMA,
+        "title": "Share of stations at a whole-percent turnout and above 95 %",
+        "width": "container",
+        "height": 220,
+        "data": {"values": shares},
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            "x": _X,
+            "y": {"field": "share", "type": "quantitative", "axis": _PERCENT},
+            "color": {"field": "of stations", "type": "nominal"},
+            "tooltip": [
+                {"field": "election"},
+                {"field": "of stations"},
+                {"field": "share", "format": ".1%"},
+            ],
+        },
+    }
+
+
+def _regions_chart(regional: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "$schema": _SCHEMA,
+        "title": "Turnout per region (shared axes)",
+        "data": {"values": regional},
+        "facet": {
+            "field": "region",
+            "type": "nominal",
+            "title": None,
+            "header": {"labelFontSize": 9, "labelLimit": 110},
+        },
+        "columns": 8,
+        "spec": {
+            "width": 110,
+            "height": 60,
+            "mark": {"type": "line", "point": {"size": 12}},
             "encoding": {
-                "x": x,
+                "x": {**_X, "axis": {"format": "%Y", "labelFontSize": 8, "tickCount": 4}},
                 "y": {
                     "field": "turnout",
                     "type": "quantitative",
+                    "title": None,
                     "scale": {"domain": [0, 1]},
-                    "axis": percent,
+                    "axis": {**_PERCENT, "labelFontSize": 8, "tickCount": 3},
                 },
-                "tooltip": tooltip,
+                "tooltip": [{"field": "region"}, *_TOOLTIP, {"field": "registered"}],
             },
         },
-        "station-shares": {
-            "$schema": _SCHEMA,
-            "title": "Share of stations at a whole-percent turnout and above 95 %",
-            "width": "container",
-            "height": 220,
-            "data": {"values": shares},
-            "mark": {"type": "line", "point": True},
-            "encoding": {
-                "x": x,
-                "y": {"field": "share", "type": "quantitative", "axis": percent},
-                "color": {"field": "of stations", "type": "nominal"},
-                "tooltip": [
-                    {"field": "election"},
-                    {"field": "of stations"},
-                    {"field": "share", "format": ".1%"},
-                ],
-            },
-        },
-        "regions-turnout": {
-            "$schema": _SCHEMA,
-            "title": "Turnout per region (shared axes)",
-            "data": {"values": regional},
-            "facet": {
-                "field": "region",
-                "type": "nominal",
-                "title": None,
-                "header": {"labelFontSize": 9, "labelLimit": 110},
-            },
-            "columns": 8,
-            "spec": {
-                "width": 110,
-                "height": 60,
-                "mark": {"type": "line", "point": {"size": 12}},
-                "encoding": {
-                    "x": {**x, "axis": {"format": "%Y", "labelFontSize": 8, "tickCount": 4}},
-                    "y": {
-                        "field": "turnout",
-                        "type": "quantitative",
-                        "title": None,
-                        "scale": {"domain": [0, 1]},
-                        "axis": {**percent, "labelFontSize": 8, "tickCount": 3},
-                    },
-                    "tooltip": [{"field": "region"}, *tooltip, {"field": "registered"}],
-                },
-            },
-            "resolve": {"scale": {"x": "shared", "y": "shared"}},
-        },
+        "resolve": {"scale": {"x": "shared", "y": "shared"}},
     }
 
 
@@ -212,58 +225,66 @@ def scenario_chart(scenario: ThresholdScenario) -> dict[str, Any]:
     }
 
 
-def register(app: FastAPI, settings: Settings, templates: Jinja2Templates) -> None:
-    """Add the turnout pages and API to ``app`` (see the module docstring)."""
-    store = ElectionStore(settings.elections_dir)
-    lock = threading.Lock()
-    loaded: dict[str, tuple[int, Election]] = {}
+class TurnoutElections:
+    """Stored elections as the turnout pages load them (no analysis), kept per ``meta.json``
+    modification time; one per app, on ``app.state.turnout``."""
 
-    def load(election_id: str) -> Election:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = ElectionStore(settings.elections_dir)
+        self._lock = threading.Lock()
+        self._loaded: dict[str, tuple[int, Election]] = {}
+
+    def load(self, election_id: str) -> Election:
+        """The stored election; 404 when there is none."""
         try:
             check_election_id(election_id)
         except PollwatchError as exc:
             raise NotFound(exc.one_line()) from None
-        stamp_path = settings.elections_dir / election_id / "meta.json"
-        with lock:
+        stamp_path = self.settings.elections_dir / election_id / "meta.json"
+        with self._lock:
             try:
                 stamp = stamp_path.stat().st_mtime_ns
             except OSError:
                 raise NotFound(
                     f"no election {election_id!r} in the store (see /api/elections)"
                 ) from None
-            cached = loaded.get(election_id)
+            cached = self._loaded.get(election_id)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            election = store.load(election_id)
-            loaded[election_id] = (stamp, election)
+            election = self.store.load(election_id)
+            self._loaded[election_id] = (stamp, election)
             return election
 
-    def default_ids() -> list[str]:
-        entries = [e for e in store.list() if e.simulation is None] or store.list()
+    def default_ids(self) -> list[str]:
+        """The stored series: every election of the country with the most, oldest first."""
+        entries = [e for e in self.store.list() if e.simulation is None] or self.store.list()
         if not entries:
             return []
         country = Counter(e.country for e in entries).most_common(1)[0][0]
         chosen = sorted((e for e in entries if e.country == country), key=lambda e: e.date)
         return [e.id for e in chosen][-MAX_SERIES:]
 
-    def series_of(ids: list[str] | None) -> TurnoutSeries:
-        chosen = ids or default_ids()
+    def series(self, ids: list[str] | None) -> TurnoutSeries:
+        """The turnout series of ``ids`` (default: :meth:`default_ids`)."""
+        chosen = ids or self.default_ids()
         if not chosen:
             raise PollwatchError("no election in the store", hint="import one first")
         if len(chosen) > MAX_SERIES:
             raise PollwatchError(f"a series page takes at most {MAX_SERIES} elections")
-        return turnout_series([load(i) for i in chosen])
+        return turnout_series([self.load(i) for i in chosen])
 
-    def scenario_of(
-        election_id: str | None, threshold: float, level: str, majority: bool, forensic: bool
+    def scenario(
+        self, election_id: str | None, threshold: float, level: str, majority: bool, forensic: bool
     ) -> ThresholdScenario:
-        chosen = election_id or (default_ids()[-1:] or [""])[0]
+        """The minimum-turnout scenario (threshold in percent) of one election."""
+        chosen = election_id or (self.default_ids()[-1:] or [""])[0]
         if not chosen:
             raise PollwatchError("no election in the store", hint="import one first")
         if level not in LEVELS:
             raise PollwatchError(f"unknown level {level!r}", hint=f"use one of {', '.join(LEVELS)}")
-        election = load(chosen)
-        estimate = shpilkin_estimate(election, settings.analysis_dir) if forensic else None
+        election = self.load(chosen)
+        estimate = shpilkin_estimate(election, self.settings.analysis_dir) if forensic else None
         return threshold_scenario(
             election,
             threshold / 100,
@@ -272,68 +293,82 @@ def register(app: FastAPI, settings: Settings, templates: Jinja2Templates) -> No
             estimate=estimate,
         )
 
-    def charts_json(charts: dict[str, Any]) -> str:
-        return json.dumps(charts, ensure_ascii=False).replace("</", "<\\/")
 
-    @app.get("/turnout", response_class=HTMLResponse, include_in_schema=False)
-    def series_page(
-        request: Request, ids: Annotated[list[str] | None, Query()] = None
-    ) -> HTMLResponse:
-        series = series_of(ids)
-        return templates.TemplateResponse(
-            request,
-            "turnout.html",
-            {
-                "series": series,
-                "links": {link.later: link for link in series.links},
-                "charts_json": charts_json(series_charts(series)),
-                "levels": LEVELS,
-            },
-        )
+def _turnout_elections(request: Request) -> TurnoutElections:
+    elections: TurnoutElections = request.app.state.turnout
+    return elections
 
-    @app.get("/turnout/scenario", response_class=HTMLResponse, include_in_schema=False)
-    def scenario_page(
-        request: Request,
-        id: str | None = None,
-        threshold: Annotated[float, Query(ge=0.01, le=100)] = 50.0,
-        level: str = "region",
-        majority: bool = False,
-        forensic: bool = True,
-    ) -> HTMLResponse:
-        scenario = scenario_of(id, threshold, level, majority, forensic)
-        return templates.TemplateResponse(
-            request,
-            "turnout_scenario.html",
-            {
-                "s": scenario,
-                "levels": LEVELS,
-                "threshold_percent": threshold,
-                "charts_json": charts_json({"scenario-chart": scenario_chart(scenario)}),
-            },
-        )
 
-    @app.get("/api/turnout/series", tags=["turnout"], responses=errors(400, 404, 422))
-    def api_series(
-        ids: Annotated[
-            list[str] | None,
-            Query(
-                max_length=MAX_SERIES,
-                description=f"up to {MAX_SERIES} election ids (default: the stored series)",
-            ),
-        ] = None,
-    ) -> Any:
-        """Turnout over a series of elections: national, per region, station link rates."""
-        return series_of(ids).to_dict()
+TurnoutDep = Annotated[TurnoutElections, Depends(_turnout_elections)]
 
-    @app.get("/api/turnout/scenario", tags=["turnout"], responses=errors(400, 404, 422))
-    def api_scenario(
-        id: Annotated[str | None, Query(description="election id")] = None,
-        threshold: Annotated[
-            float, Query(ge=0.01, le=100, description="minimum turnout, % (0.01 to 100)")
-        ] = 50.0,
-        level: Annotated[Level, Query(description="units: " + ", ".join(LEVELS))] = "region",
-        majority: bool = False,
-        forensic: Annotated[bool, Query(description="take out Shpilkin's estimate")] = True,
-    ) -> Any:
-        """Which units a minimum turnout would fail, their registered voters, the outcome."""
-        return scenario_of(id, threshold, level, majority, forensic).to_dict()
+router = APIRouter()
+
+
+@router.get("/turnout", response_class=HTMLResponse, include_in_schema=False)
+def series_page(
+    request: Request, elections: TurnoutDep, ids: Annotated[list[str] | None, Query()] = None
+) -> HTMLResponse:
+    series = elections.series(ids)
+    return page(
+        request,
+        "turnout.html",
+        {
+            "series": series,
+            "links": {link.later: link for link in series.links},
+            "charts_json": charts_json(series_charts(series)),
+            "levels": LEVELS,
+        },
+    )
+
+
+@router.get("/turnout/scenario", response_class=HTMLResponse, include_in_schema=False)
+def scenario_page(
+    request: Request,
+    elections: TurnoutDep,
+    id: str | None = None,
+    threshold: Annotated[float, Query(ge=0.01, le=100)] = 50.0,
+    level: str = "region",
+    majority: bool = False,
+    forensic: bool = True,
+) -> HTMLResponse:
+    scenario = elections.scenario(id, threshold, level, majority, forensic)
+    return page(
+        request,
+        "turnout_scenario.html",
+        {
+            "s": scenario,
+            "levels": LEVELS,
+            "threshold_percent": threshold,
+            "charts_json": charts_json({"scenario-chart": scenario_chart(scenario)}),
+        },
+    )
+
+
+@router.get("/api/turnout/series", tags=["turnout"], responses=errors(400, 404, 422))
+def api_series(
+    elections: TurnoutDep,
+    ids: Annotated[
+        list[str] | None,
+        Query(
+            max_length=MAX_SERIES,
+            description=f"up to {MAX_SERIES} election ids (default: the stored series)",
+        ),
+    ] = None,
+) -> Any:
+    """Turnout over a series of elections: national, per region, station link rates."""
+    return elections.series(ids).to_dict()
+
+
+@router.get("/api/turnout/scenario", tags=["turnout"], responses=errors(400, 404, 422))
+def api_scenario(
+    elections: TurnoutDep,
+    id: Annotated[str | None, Query(description="election id")] = None,
+    threshold: Annotated[
+        float, Query(ge=0.01, le=100, description="minimum turnout, % (0.01 to 100)")
+    ] = 50.0,
+    level: Annotated[Level, Query(description="units: " + ", ".join(LEVELS))] = "region",
+    majority: bool = False,
+    forensic: Annotated[bool, Query(description="take out Shpilkin's estimate")] = True,
+) -> Any:
+    """Which units a minimum turnout would fail, their registered voters, the outcome."""
+    return elections.scenario(id, threshold, level, majority, forensic).to_dict()

@@ -3,8 +3,10 @@
 Everything here takes an :class:`~pollwatch.results.model.Election`, a
 :class:`~pollwatch.results.checks.QualityReport` and method results, and returns small
 JSON-able structures (lists of dicts, Vega-Lite specs). Large elections are aggregated here:
-histograms are binned counts, station lists are pages, regions are one row each. Nothing here
-reads files except :func:`cached_results`, which reads the suite's result cache.
+histograms are binned counts, station lists are pages. What a method computes is read from its
+result, never recomputed from the stations: the region table is Shpilkin's per-region result
+(:func:`region_table`), the fingerprint the Klimek fingerprint's (:func:`fingerprint_cells`).
+Nothing here reads files except :func:`cached_results`, which reads the suite's result cache.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from pollwatch.errors import PollwatchError
-from pollwatch.forensics.base import MethodResult
+from pollwatch.forensics.base import METHODS, MethodResult, get_method
 from pollwatch.forensics.calibration import calibration_words
 from pollwatch.results.checks import RULES, QualityReport
 from pollwatch.results.model import COUNT_COLUMNS, HIERARCHY_COLUMNS, Election
@@ -29,7 +31,8 @@ __all__ = [
     "SORT_KEYS",
     "cached_results",
     "compare_rows",
-    "fingerprint_grid",
+    "fingerprint_cells",
+    "fingerprint_chart",
     "fingerprint_spec",
     "histogram_counts",
     "histogram_spec",
@@ -61,8 +64,11 @@ def _finite(value: Any) -> Any:
 def cached_results(analysis_dir: Path, election_id: str, digest: str) -> dict[str, MethodResult]:
     """Results the suite cached for this election's current numbers, one per method.
 
-    Where a method is cached with several parameter sets, the one run ``by_region`` is kept
-    (it carries the per-region numbers the region table shows).
+    Only runs with the method's default parameters count (its own defaults or the default
+    suite's, whatever the seed and ``by_region``): a run with other parameters, from
+    ``pollwatch analyze -p`` or the parameters API, never replaces what the dashboard shows.
+    Where a method is cached with several such runs, the one run ``by_region`` is kept (it
+    carries the per-region numbers the region table shows).
     """
     folder = analysis_dir / election_id
     found: dict[str, MethodResult] = {}
@@ -73,7 +79,7 @@ def cached_results(analysis_dir: Path, election_id: str, digest: str) -> dict[st
             result = MethodResult.from_json(path.read_text("utf-8"))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if result.input_digest != digest:
+        if result.input_digest != digest or not _default_run(result):
             continue
         previous = found.get(result.method)
         if previous is None or (
@@ -81,6 +87,27 @@ def cached_results(analysis_dir: Path, election_id: str, digest: str) -> dict[st
         ):
             found[result.method] = result
     return found
+
+
+#: Parameters that do not make a run other than the default one: the seed, and ``by_region``
+#: (it only adds per-region numbers).
+_RUN_OPTIONS = ("seed", "by_region")
+
+
+def _comparable(parameters: Mapping[str, Any]) -> str:
+    chosen = {k: v for k, v in parameters.items() if k not in _RUN_OPTIONS}
+    return json.dumps(chosen, sort_keys=True, default=str)
+
+
+def _default_run(result: MethodResult) -> bool:
+    """Whether a result was run with its method's own or the default suite's parameters."""
+    try:
+        defaults = {_comparable(get_method(result.method).parameters())}
+        cls = METHODS.get(result.method)
+        defaults.add(_comparable(get_method(result.method, **cls.suite_parameters).parameters()))
+    except PollwatchError:
+        return True  # a method no longer installed: its result is shown as it was
+    return _comparable(result.parameters) in defaults
 
 
 # --- summary ----------------------------------------------------------------------------------
@@ -127,9 +154,9 @@ def methods_rows(results: Iterable[MethodResult]) -> list[dict[str, Any]]:
                 "interval": list(r.interval) if r.interval else None,
                 "n": r.sample_size,
                 "flagged": len(r.flagged),
-                "calibration": _finite(dict(r.calibration)),
+                "calibration": _finite(r.calibration.to_dict() if r.calibration else {}),
                 "calibration_words": calibration_words(r.calibration),
-                "unreliable": bool(r.calibration.get("unreliable", False)),
+                "unreliable": r.calibration is not None and r.calibration.unreliable,
                 "notes": list(r.notes),
             }
         )
@@ -239,12 +266,12 @@ def triage_summary(triage: MethodResult | None) -> dict[str, Any]:
     reliable (:func:`reliable`); ``special`` is the triage's count of likely special stations
     left out (``details["special"]``), or None for results from before that count.
     """
-    calibration = triage.calibration if triage is not None else {}
+    calibration = triage.calibration if triage is not None else None
     trusted = triage is not None and reliable(triage)
     return {
         "run": triage is not None,
         "reliable": trusted,
-        "unreliable": bool(calibration.get("unreliable", False)),
+        "unreliable": calibration is not None and calibration.unreliable,
         "calibration_words": calibration_words(calibration),
         "heading": "Stations to check first"
         + ("" if trusted else " (a list to check, not a finding)"),
@@ -262,62 +289,57 @@ def reliable(result: MethodResult) -> bool:
     calibrated is not counted as reliable either: nothing says how often it flags clean data.
     """
     calibration = result.calibration
-    return bool(calibration.get("calibrated")) and not calibration.get("unreliable", False)
+    return calibration is not None and calibration.calibrated and not calibration.unreliable
 
 
 # --- regions ----------------------------------------------------------------------------------
 def region_table(
-    election: Election,
-    shpilkin: MethodResult | None = None,
+    shpilkin: MethodResult | None,
     triage: MethodResult | None = None,
+    election: Election | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per region: stations, registered, turnout, leader share, Shpilkin, flagged.
+    """One row per region, from Shpilkin's ``by_region`` result; empty without one.
 
-    Turnout is over stations reporting both registered and ballots cast; the leader's share is
-    the leader's votes over valid ballots in the region; the Shpilkin estimate comes from a
-    ``by_region`` run (None when absent); flagged counts stations the triage flags.
+    Stations, registered, turnout (``Σ ballots_cast / Σ registered``), the leader's share
+    (leader votes over all candidates' votes) and the estimate of anomalous votes are the
+    method's own per-region numbers (``details["regions"]``), over the stations it uses (its
+    filters are in its ``definitions``); ``flagged`` counts the stations of the region that the
+    triage flags (0 without ``triage`` or ``election``). Nothing is recomputed from the stations.
     """
-    leader = election.leader()
-    leader_votes = pl.col(leader.column) if leader is not None else pl.lit(None, dtype=pl.Int64)
-    both = pl.col("registered").is_not_null() & pl.col("ballots_cast").is_not_null()
-    flagged = set(triage.flagged) if triage is not None else set()
-    frame = (
-        election.stations.with_columns(
-            pl.col("region").fill_null("(none)"),
-            pl.col("station_id").is_in(list(flagged)).alias("_flagged"),
-        )
-        .group_by("region")
-        .agg(
-            pl.len().alias("stations"),
-            pl.col("registered").sum().alias("registered"),
-            pl.col("ballots_cast").filter(both).sum().alias("_cast"),
-            pl.col("registered").filter(both).sum().alias("_reg"),
-            leader_votes.sum().alias("_leader"),
-            pl.col("valid").sum().alias("_valid"),
-            pl.col("_flagged").sum().alias("flagged"),
-        )
-        .sort("region")
-    )
-    estimates: Mapping[str, Any] = {}
-    if shpilkin is not None:
-        estimates = shpilkin.details.get("regions", {}) or {}
+    regions = shpilkin.details.get("regions") if shpilkin is not None else None
+    if not isinstance(regions, Mapping):
+        return []
+    flagged = _flagged_by_region(election, triage)
     rows = []
-    for row in frame.iter_rows(named=True):
-        estimate = estimates.get(row["region"])
+    for name in sorted(regions):
+        entry = regions[name]
+        if not isinstance(entry, Mapping):
+            continue
         rows.append(
             {
-                "region": row["region"],
-                "stations": row["stations"],
-                "registered": row["registered"],
-                "turnout": row["_cast"] / row["_reg"] if row["_reg"] else None,
-                "leader_share": row["_leader"] / row["_valid"] if row["_valid"] else None,
-                "shpilkin_estimate": (
-                    estimate.get("anomalous_votes") if isinstance(estimate, Mapping) else None
-                ),
-                "flagged": int(row["flagged"] or 0),
+                "region": name,
+                "stations": entry.get("stations"),
+                "registered": entry.get("registered"),
+                "turnout": _finite(entry.get("turnout")),
+                "leader_share": _finite(entry.get("leader_share")),
+                "shpilkin_estimate": entry.get("anomalous_votes"),
+                "flagged": flagged.get(name, 0),
             }
         )
     return rows
+
+
+def _flagged_by_region(election: Election | None, triage: MethodResult | None) -> dict[str, int]:
+    """How many stations the triage flags per region (a missing region is "(none)")."""
+    if election is None or triage is None or not triage.flagged:
+        return {}
+    counts = (
+        election.stations.filter(pl.col("station_id").is_in(list(triage.flagged)))
+        .select(pl.col("region").fill_null("(none)"))
+        .group_by("region")
+        .len()
+    )
+    return {str(region): int(n) for region, n in counts.iter_rows()}
 
 
 # --- histograms -------------------------------------------------------------------------------
@@ -392,31 +414,38 @@ def histograms(election: Election) -> dict[str, list[dict[str, Any]]]:
 
 
 # --- fingerprint ------------------------------------------------------------------------------
-def fingerprint_grid(election: Election, *, bins: int = 100) -> list[dict[str, Any]]:
-    """Non-empty cells of the turnout x leader-share histogram, ``bins`` x ``bins`` on [0, 1]."""
-    frame = (
-        _derived(election)
-        .select("turnout", "share")
-        .drop_nulls()
-        .filter(pl.col("turnout").is_not_nan() & pl.col("share").is_not_nan())
-        .with_columns(
-            (pl.col("turnout") * bins).floor().clip(0, bins - 1).cast(pl.Int64).alias("i"),
-            (pl.col("share") * bins).floor().clip(0, bins - 1).cast(pl.Int64).alias("j"),
-        )
-        .group_by("i", "j")
-        .len()
-        .sort("i", "j")
+def fingerprint_cells(klimek: MethodResult | None) -> list[dict[str, Any]]:
+    """The non-empty cells of the Klimek fingerprint result's turnout x leader-share chart.
+
+    Each cell: ``x0``, ``x1`` (turnout bin), ``y0``, ``y1`` (share bin) on [0, 1] and
+    ``count`` (stations), as ``klimek-fingerprint`` binned them over the stations it uses;
+    empty without the result.
+    """
+    chart = klimek.charts.get("fingerprint") if klimek is not None else None
+    data = chart.get("data") if isinstance(chart, Mapping) else None
+    values = data.get("values") if isinstance(data, Mapping) else None
+    if not isinstance(values, list):
+        return []
+    return [dict(cell) for cell in values if isinstance(cell, Mapping)]
+
+
+def fingerprint_chart(
+    election_id: str, klimek: MethodResult | None, missing: str = ""
+) -> dict[str, Any]:
+    """The election page's fingerprint: the Klimek result's own chart, else an empty one
+    whose title says why there is none (``missing``)."""
+    chart = klimek.charts.get("fingerprint") if klimek is not None else None
+    if isinstance(chart, Mapping):
+        return dict(chart)
+    return fingerprint_spec(
+        [], title=f"{election_id}: no fingerprint (klimek-fingerprint: {missing or 'not run'})"
     )
-    return [
-        {"x0": i / bins, "x1": (i + 1) / bins, "y0": j / bins, "y1": (j + 1) / bins, "count": n}
-        for i, j, n in frame.iter_rows()
-    ]
 
 
 def fingerprint_spec(
-    cells: list[dict[str, Any]], *, title: str, size: int = 400, max_count: int | None = None
+    cells: list[dict[str, Any]], *, title: str, size: int = 400, max_count: float | None = None
 ) -> dict[str, Any]:
-    """A Vega-Lite heatmap of :func:`fingerprint_grid` cells on fixed [0, 1] axes."""
+    """A Vega-Lite heatmap of :func:`fingerprint_cells` on fixed [0, 1] axes."""
     color: dict[str, Any] = {"field": "count", "type": "quantitative", "title": "stations"}
     scale: dict[str, Any] = {"type": "symlog", "scheme": "viridis"}
     if max_count is not None:

@@ -5,8 +5,11 @@ synthetic 170,000-precinct national US election imported by the ``openelections`
 (candidate spellings consolidated) within 1.5x the time of the same suite on the Russian 2018
 presidential election (97,699 stations, mirror file ``russia_cec/2018.csv.zip``, imported by the
 ``russia-cec`` importer), measured in the same run. Each measurement is a fresh process with no
-result cache. Without the mirror the comparison is skipped with a message and the national run
-is reported alone.
+result cache; national and Russian runs alternate, so that both see the same load, and the
+ratio is reported with the ratio of each pair. Without the mirror the comparison is skipped with
+a message and the national run is reported alone. The suite computes its methods on threads, so
+``--per-method`` adds a fresh process per election that runs each method alone, one after
+another, and reports its wall and CPU time.
 
 The national file is generated here (not timed): 51 states, ~3,100 counties, precincts of
 lognormal size with registered voters, "Times Cast", over and under votes, a total line and
@@ -15,8 +18,9 @@ of the leader, as in the file of the issue). ``--fragmented`` also times the sui
 file imported with ``separate=all`` (every spelling its own candidate: the behaviour before
 consolidation).
 
-Usage: ``python benchmarks/bench_openelections.py [--precincts 170000] [--repeat 1]
-[--fragmented]``. Results go to ``benchmarks/results/openelections.json`` and standard output.
+Usage: ``python benchmarks/bench_openelections.py [--precincts 170000] [--repeat 2]
+[--fragmented] [--per-method]``. Results go to ``benchmarks/results/openelections.json``
+and standard output.
 """
 
 from __future__ import annotations
@@ -41,23 +45,33 @@ from pathlib import Path
 mode, source = sys.argv[1], sys.argv[2]
 options = json.loads(sys.argv[3])
 from pollwatch.results.importers import get_importer
+from pollwatch.forensics.base import METHODS, MethodNotApplicable, get_method, method_names
 from pollwatch.forensics.suite import run_suite
+kind, _, alone = mode.partition("-")
 start = time.perf_counter()
-importer = "russia-cec" if mode == "russia" else "openelections"
+importer = "russia-cec" if kind == "russia" else "openelections"
 election = get_importer(importer).read(Path(source), options=options or None)
 imported = time.perf_counter() - start
-marks = {}
-def progress(method, index, total):
-    marks[method] = time.perf_counter()
-start = time.perf_counter()
-report = run_suite(election, progress=progress)  # as 'pollwatch analyze' runs it, no cache
-elapsed = time.perf_counter() - start
-names = list(marks)
-timings = {a: marks[b] - marks[a] for a, b in zip(names, names[1:]) if a}
+methods, skipped = {}, []
+if alone:  # each method alone, one after another, with its suite parameters
+    election.content_digest()  # the suite computes it once, before any method
+    start, cpu = time.perf_counter(), time.process_time()
+    for name in method_names("in_default_suite"):
+        one, one_cpu = time.perf_counter(), time.process_time()
+        try:
+            get_method(name, **dict(METHODS.get(name).suite_parameters)).run(election)
+        except MethodNotApplicable:
+            skipped.append(name)
+        methods[name] = [time.perf_counter() - one, time.process_time() - one_cpu]
+else:
+    start, cpu = time.perf_counter(), time.process_time()
+    report = run_suite(election)  # as 'pollwatch analyze' runs it, no cache
+    skipped = [m for m, _ in report.skipped]
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({
-    "seconds": elapsed, "import_seconds": imported, "peak_mib": peak, "methods": timings,
-    "skipped": [m for m, _ in report.skipped], "stations": len(election),
+    "seconds": elapsed, "cpu_seconds": cpu, "import_seconds": imported, "peak_mib": peak,
+    "methods": methods, "skipped": skipped, "stations": len(election),
     "candidates": len(election.meta.candidates),
 }))
 """
@@ -233,71 +247,106 @@ def measure(mode: str, source: Path, options: dict[str, str] | None = None) -> d
 
 
 def summarise(results: list[dict[str, object]]) -> dict[str, object]:
+    seconds = [float(r["seconds"]) for r in results]  # type: ignore[arg-type]
     return {
-        "median_seconds": statistics.median(float(r["seconds"]) for r in results),  # type: ignore[arg-type]
+        "median_seconds": statistics.median(seconds),
+        "min_seconds": min(seconds),
+        "max_seconds": max(seconds),
+        "median_cpu_seconds": statistics.median(float(r["cpu_seconds"]) for r in results),  # type: ignore[arg-type]
         "import_seconds": statistics.median(float(r["import_seconds"]) for r in results),  # type: ignore[arg-type]
         "peak_mib": max(float(r["peak_mib"]) for r in results),  # type: ignore[arg-type]
         "stations": results[-1]["stations"],
         "candidates": results[-1]["candidates"],
         "skipped": results[-1]["skipped"],
-        "methods_seconds_last_run": results[-1]["methods"],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precincts", type=int, default=170_000)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--fragmented", action="store_true")
+    parser.add_argument("--per-method", action="store_true")
     args = parser.parse_args()
     mirror = os.environ.get("POLLWATCH_DATA_MIRROR", "")
     russia = Path(mirror) / MIRROR_FILE if mirror else None
-    report: dict[str, object] = {"precincts": args.precincts}
+    if russia is not None and not russia.exists():
+        russia = None
+    report: dict[str, object] = {"precincts": args.precincts, "repeat": args.repeat}
+    national_runs: list[dict[str, object]] = []
+    russia_runs: list[dict[str, object]] = []
+    alone: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "20201103__us__general__precinct.csv"
         report["source_totals"] = national_file(source, args.precincts)
         report["source_mib"] = source.stat().st_size / 2**20
-        runs = [measure("national", source) for _ in range(args.repeat)]
-        report["national"] = summarise(runs)
+        for _ in range(args.repeat):  # alternating, so that both see the same load
+            national_runs.append(measure("national", source))
+            if russia is not None:
+                russia_runs.append(measure("russia", russia))
+        report["national"] = summarise(national_runs)
         if args.fragmented:
             fragmented = [measure("national", source, {"separate": "all"})]
             report["fragmented"] = summarise(fragmented)
-    if russia is not None and russia.exists():
-        report["russia_2018"] = summarise([measure("russia", russia) for _ in range(args.repeat)])
+        if args.per_method:
+            alone["national"] = measure("national-alone", source)["methods"]
+            if russia is not None:
+                alone["russia"] = measure("russia-alone", russia)["methods"]
+            report["methods_alone"] = alone
+    if russia_runs:
+        report["russia_2018"] = summarise(russia_runs)
     else:
         print(f"Russia 2018 mirror file absent ({MIRROR_FILE} under POLLWATCH_DATA_MIRROR): "
               "comparison skipped")  # fmt: skip
+    report["load_average_after"] = os.getloadavg()
     national = report["national"]
     assert isinstance(national, dict)
     print(
         f"national ({national['stations']:,} precincts, {national['candidates']} candidates, "
         f"{report['source_mib']:.0f} MiB CSV): import {national['import_seconds']:.1f} s, "
-        f"analyze {national['median_seconds']:.1f} s, peak {national['peak_mib']:.0f} MiB"
+        f"analyze {national['median_seconds']:.1f} s ({national['min_seconds']:.1f}-"
+        f"{national['max_seconds']:.1f}), CPU {national['median_cpu_seconds']:.1f} s, "
+        f"peak {national['peak_mib']:.0f} MiB"
     )
     reference = report.get("russia_2018")
     if isinstance(reference, dict):
+        ratios = [
+            float(n["seconds"]) / float(r["seconds"])  # type: ignore[arg-type]
+            for n, r in zip(national_runs, russia_runs, strict=True)
+        ]
         ratio = float(national["median_seconds"]) / float(reference["median_seconds"])
         memory = float(national["peak_mib"]) / float(reference["peak_mib"])
         report["ratio_time_national_over_russia"] = ratio
+        report["ratios_per_pair"] = ratios
         report["ratio_peak_memory_national_over_russia"] = memory
         print(
             f"russia 2018 ({reference['stations']:,} stations): analyze "
-            f"{reference['median_seconds']:.1f} s, peak {reference['peak_mib']:.0f} MiB"
+            f"{reference['median_seconds']:.1f} s ({reference['min_seconds']:.1f}-"
+            f"{reference['max_seconds']:.1f}), CPU {reference['median_cpu_seconds']:.1f} s, "
+            f"peak {reference['peak_mib']:.0f} MiB"
         )
-        print(f"ratio national / russia: time {ratio:.2f}x (target 1.5x), memory {memory:.2f}x")
+        print(
+            f"ratio national / russia: time {ratio:.2f}x (target 1.5x; pairs "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}), memory {memory:.2f}x"
+        )
     fragmented_run = report.get("fragmented")
     if isinstance(fragmented_run, dict):
         print(
             f"fragmented (separate=all, {fragmented_run['candidates']} candidates): analyze "
             f"{fragmented_run['median_seconds']:.1f} s, peak {fragmented_run['peak_mib']:.0f} MiB"
         )
-    methods = national["methods_seconds_last_run"]
-    assert isinstance(methods, dict)
-    for method, seconds in sorted(methods.items(), key=lambda item: -float(item[1])):
-        theirs = reference["methods_seconds_last_run"] if isinstance(reference, dict) else {}
+    ours = alone.get("national")
+    if isinstance(ours, dict):
+        theirs = alone.get("russia", {})
         assert isinstance(theirs, dict)
-        other = f"   russia {float(theirs[method]):6.2f} s" if method in theirs else ""
-        print(f"  {method:24s} {float(seconds):6.2f} s{other}")
+        print("each method alone (wall, CPU):")
+        for method, (seconds, cpu) in sorted(ours.items(), key=lambda item: -float(item[1][0])):
+            other = (
+                f"   russia {theirs[method][0]:6.2f} s {theirs[method][1]:6.2f} s"
+                if method in theirs
+                else ""
+            )
+            print(f"  {method:24s} {seconds:6.2f} s {cpu:6.2f} s{other}")
     target = Path(__file__).parent / "results" / "openelections.json"
     target.parent.mkdir(exist_ok=True)
     target.write_text(json.dumps(report, indent=2))

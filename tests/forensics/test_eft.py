@@ -11,6 +11,8 @@ import pytest
 from scipy import stats
 
 from pollwatch.errors import PollwatchError
+from pollwatch.forensics import eft
+from pollwatch.forensics._shared import shared_work
 from pollwatch.forensics.base import MethodNotApplicable, MethodResult
 from pollwatch.forensics.eft import (
     EFTCorrelation,
@@ -233,6 +235,29 @@ def test_bootstrap_is_seeded(clean: Election) -> None:
     assert first.interval == again.interval
     assert first.interval != other.interval
     assert first.statistic == other.statistic
+
+
+@pytest.mark.parametrize("nibble", [15, 1])
+@pytest.mark.parametrize("stations", [1, 2, 7, 1000])
+def test_bootstrap_weights_are_kept_exactly(
+    stations: int, nibble: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Inside a suite the multiplicities are kept (two to a byte, or one to an element when a
+    # count exceeds four bits: forced here with nibble = 1) and shared: the sums must be
+    # those computed on the fly, bit for bit, however many times they are read.
+    monkeypatch.setattr(eft, "_NIBBLE", nibble)
+    columns = np.random.default_rng(0).random((stations, 3))
+    alone = eft._resampled_sums(columns, 37, 3, 1)
+    with shared_work():
+        first = eft._resampled_sums(columns, 37, 3, 1)
+        again = eft._resampled_sums(columns * 2, 37, 3, 1)
+    assert np.array_equal(alone, first)
+    assert np.array_equal(again, eft._resampled_sums(columns * 2, 37, 3, 1))
+    kept = eft._resample_weights(stations, 37, 3, 1)
+    assert kept.packed == (nibble == 15 or stations == 1)  # one station: every count is 1
+    drawn = np.concatenate([w for _, w in eft._weight_chunks(stations, 37, 3, 1)])
+    assert drawn.sum(axis=1).tolist() == [stations] * 37  # each resample has n stations
+    assert np.array_equal(eft._unpack(kept, 0, 37, stations), drawn)
 
 
 def test_parameters_are_checked() -> None:

@@ -257,24 +257,14 @@ def test_a_field_without_a_constraint_passes_unchecked() -> None:
 
 
 # --- every built-in method ----------------------------------------------------------------------
-#: eft.py and spikes.py keep hand-written checks in a ``__post_init__`` that does not yet call
-#: ``super().__post_init__()`` (their bodies are being reworked elsewhere); strict, so the mark
-#: fails as soon as they do and must then be removed
-_NOT_YET_CHAINED = pytest.mark.xfail(
-    strict=True,
-    reason="eft.py / spikes.py __post_init__ does not call super().__post_init__() yet",
-)
-
-
 def _invalid_cases() -> list[Any]:
     cases = []
     for name, cls in METHODS:
-        marks = [_NOT_YET_CHAINED] if name.startswith("eft-") or name == "rozenas-spikes" else []
         for field in fields(cls):  # type: ignore[arg-type]
             constraint = cls.parameter_constraints[field.name]
             for value in constraint.invalid_examples():
                 case_id = f"{name}-{field.name}-{value!r}"
-                cases.append(pytest.param(cls, field.name, value, id=case_id, marks=marks))
+                cases.append(pytest.param(cls, field.name, value, id=case_id))
     return cases
 
 

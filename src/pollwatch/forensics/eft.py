@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -70,6 +70,7 @@ import polars as pl
 from scipy import stats
 
 from pollwatch.errors import PollwatchError
+from pollwatch.forensics._shared import shared, sharing
 from pollwatch.forensics.base import (
     METHODS,
     Method,
@@ -115,25 +116,97 @@ BENFORD_SECOND_DIGIT_MEAN = float((np.arange(10) * benford_second_digit()).sum()
 
 
 # --- shared machinery -----------------------------------------------------------------------
-def _resampled_sums(columns: np.ndarray, replicates: int, rng: np.random.Generator) -> np.ndarray:
+def _resampled_sums(columns: np.ndarray, replicates: int, seed: int, salt: int) -> np.ndarray:
     """Column sums over ``replicates`` bootstrap resamples of the rows (stations).
 
     ``columns`` is (stations, k); the result is (replicates, k). Every statistic here is a
     function of a few sums, so one resample is a vector of station multiplicities (drawn as
-    indices and counted) times the column matrix.
+    indices from ``default_rng([seed, salt])`` and counted) times the column matrix. The
+    multiplicities depend only on the number of stations and the stream, so inside a suite
+    the tests that resample as many stations share them (:mod:`pollwatch.forensics._shared`).
     """
     n = columns.shape[0]
-    chunk = max(1, min(replicates, 500_000 // max(n, 1)))
-    out: list[np.ndarray] = []
-    done = 0
-    while done < replicates:
-        size = min(chunk, replicates - done)
+    out = np.empty((replicates, columns.shape[1]))
+    if not sharing():
+        for start, weights in _weight_chunks(n, replicates, seed, salt):
+            out[start : start + weights.shape[0]] = weights.astype(float) @ columns
+        return out
+    kept = shared(
+        lambda: ("eft bootstrap weights", n, replicates, seed, salt),
+        lambda: _resample_weights(n, replicates, seed, salt),
+    )
+    chunk = _chunk(n, replicates)
+    for start in range(0, replicates, chunk):
+        stop = min(start + chunk, replicates)
+        out[start:stop] = _unpack(kept, start, stop, n).astype(float) @ columns
+    return out
+
+
+def _chunk(n: int, replicates: int) -> int:
+    """Resamples drawn (and multiplied) at once: about 500,000 multiplicities."""
+    return max(1, min(replicates, 500_000 // max(n, 1)))
+
+
+def _weight_chunks(
+    n: int, replicates: int, seed: int, salt: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first resample, multiplicities) by chunks of resamples: each resample draws ``n``
+    station indices uniformly (``integers(0, n)``) and counts them."""
+    rng = np.random.default_rng([seed, salt])
+    chunk = _chunk(n, replicates)
+    for start in range(0, replicates, chunk):
+        size = min(chunk, replicates - start)
         index = rng.integers(0, n, size=(size, n), dtype=np.int32)
         index += (np.arange(size, dtype=np.int32) * n)[:, None]
-        weights = np.bincount(index.ravel(), minlength=size * n).reshape(size, n)
-        out.append(weights.astype(float) @ columns)
-        done += size
-    return np.concatenate(out)
+        yield start, np.bincount(index.ravel(), minlength=size * n).reshape(size, n)
+
+
+#: the largest multiplicity kept in four bits
+_NIBBLE = 15
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """Multiplicities of every resample: two to a byte (``packed``, replicates x ceil(n / 2))
+    or, should one exceed :data:`_NIBBLE` (about once in 10^14), one to an element."""
+
+    values: np.ndarray
+    packed: bool
+
+
+def _resample_weights(n: int, replicates: int, seed: int, salt: int) -> _Weights:
+    """All the multiplicities of :func:`_weight_chunks` (:func:`_unpack` reads them back)."""
+    half = (n + 1) // 2
+    packed = np.empty((replicates, half), dtype=np.uint8)
+    whole: np.ndarray | None = None
+    for start, counts in _weight_chunks(n, replicates, seed, salt):
+        stop = start + counts.shape[0]
+        largest = int(counts.max()) if counts.size else 0
+        if whole is None and largest > _NIBBLE:
+            whole = np.empty((replicates, n), dtype=np.min_scalar_type(max(largest, 255)))
+            whole[:start] = _unpack(_Weights(packed, True), 0, start, n)
+        if whole is not None:
+            if largest > np.iinfo(whole.dtype).max:
+                whole = whole.astype(np.min_scalar_type(largest))
+            whole[start:stop] = counts
+            continue
+        if n % 2:
+            counts = np.concatenate([counts, np.zeros((counts.shape[0], 1), counts.dtype)], axis=1)
+        pairs = counts.astype(np.uint8).reshape(counts.shape[0], half, 2)
+        np.left_shift(pairs[..., 0], 4, out=packed[start:stop])
+        packed[start:stop] |= pairs[..., 1]
+    return _Weights(whole, False) if whole is not None else _Weights(packed, True)
+
+
+def _unpack(weights: _Weights, start: int, stop: int, n: int) -> np.ndarray:
+    """Resamples ``start:stop`` of ``weights`` (rows x n, unsigned integers)."""
+    rows = weights.values[start:stop]
+    if not weights.packed:
+        return rows
+    counts = np.empty((rows.shape[0], rows.shape[1], 2), dtype=np.uint8)
+    np.right_shift(rows, 4, out=counts[..., 0])
+    np.bitwise_and(rows, 15, out=counts[..., 1])
+    return counts.reshape(rows.shape[0], 2 * rows.shape[1])[:, :n]
 
 
 def _basic_interval(estimate: float, draws: np.ndarray, level: float) -> tuple[float, float]:
@@ -240,15 +313,13 @@ class _EFTMethod(Method):
     }
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the declared parameter_constraints
         check_count("replicates", self.replicates, 10)
         check_count("seed", self.seed, 0)
         check_level("level", self.level, 0.0, 1.0)
         check_level("alpha", self.alpha, 0.0, 1.0)
         if not isinstance(self.by_region, bool):
             raise PollwatchError(f"by_region must be True or False, not {self.by_region!r}")
-
-    def _rng(self, salt: int = 0) -> np.random.Generator:
-        return np.random.default_rng([self.seed, salt])
 
 
 def _region_groups(frame: pl.DataFrame) -> list[tuple[str, np.ndarray]]:
@@ -371,7 +442,7 @@ class _DigitMeanMethod(_EFTMethod):
             )
         used = main.counts > 0
         sums, counts = main.sums[used].astype(float), main.counts[used].astype(float)
-        resampled = _resampled_sums(np.column_stack([sums, counts]), self.replicates, self._rng())
+        resampled = _resampled_sums(np.column_stack([sums, counts]), self.replicates, self.seed, 0)
         draws = resampled[:, 0] / np.maximum(resampled[:, 1], 1)
         interval = _basic_interval(test["mean"], draws, self.level)
         details: dict[str, Any] = {
@@ -581,7 +652,22 @@ class EFTPercent05(_DigitMeanMethod):
 def _variable_values(
     election: Election, variable: str
 ) -> tuple[np.ndarray, pl.DataFrame, Selection, str]:
-    """Per-station values of ``variable`` (turnout, or a candidate's vote share), sorted by id."""
+    """Per-station values of ``variable`` (turnout, or a candidate's vote share), sorted by id,
+    with the stations' regions (the frame) and the selection (its stations are that frame:
+    what describes it and splits it by region). Shared by the moment and dip tests of
+    one suite."""
+
+    def compute() -> tuple[np.ndarray, pl.DataFrame, Selection, str]:
+        values, frame, selection, label = _compute_variable_values(election, variable)
+        slim = frame.select("region")
+        return values, slim, Selection(stations=slim, removed=selection.removed), label
+
+    return shared(lambda: ("eft variable", election.content_digest(), variable), compute)
+
+
+def _compute_variable_values(
+    election: Election, variable: str
+) -> tuple[np.ndarray, pl.DataFrame, Selection, str]:
     if variable == "turnout":
         selection = _turnout_selection(election)
         frame = selection.stations.sort("station_id")
@@ -675,7 +761,7 @@ class _MomentMethod(_EFTMethod):
     def _estimate(self, x: np.ndarray, salt: int) -> tuple[float, tuple[float, float]]:
         columns = _power_columns(x)
         estimate = float(self._moment(columns.sum(axis=0), x.size))
-        resampled = _resampled_sums(columns, self.replicates, self._rng(salt))
+        resampled = _resampled_sums(columns, self.replicates, self.seed, salt)
         draws = self._moment(resampled, x.size)
         return estimate, _basic_interval(estimate, draws, self.level)
 
@@ -796,6 +882,7 @@ class EFTDip(Method):
     }
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the declared parameter_constraints
         check_candidate(self.variable)
         check_level("alpha", self.alpha, 0.0, 1.0)
         if not isinstance(self.by_region, bool):
@@ -962,7 +1049,7 @@ class EFTSobyanin(_TurnoutShareMethod):
         columns = np.column_stack([_pair_columns(t, e), b])
         slope = float(_slopes(columns[:, :5].sum(axis=0), n))
         effect = slope - float(b.mean())
-        resampled = _resampled_sums(columns, self.replicates, self._rng(salt))
+        resampled = _resampled_sums(columns, self.replicates, self.seed, salt)
         slopes = _slopes(resampled[:, :5], n)
         draws = np.column_stack([slopes, slopes - resampled[:, 5] / n])
         se = float(np.nanstd(draws[:, 1], ddof=1))
@@ -1071,7 +1158,7 @@ class EFTCorrelation(_TurnoutShareMethod):
             p_value = float(2 * stats.t.sf(abs(t_statistic), n - 2))
         else:
             p_value = float("nan")
-        draws = _correlations(_resampled_sums(columns, self.replicates, self._rng(salt)), n)
+        draws = _correlations(_resampled_sums(columns, self.replicates, self.seed, salt), n)
         return r, p_value, _basic_interval(r, draws, self.level)
 
     def run(self, election: Election) -> MethodResult:

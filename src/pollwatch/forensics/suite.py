@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +32,10 @@ from pollwatch._notebook import (
 )
 from pollwatch.errors import PollwatchError
 from pollwatch.fileio import atomic_write_text
+from pollwatch.forensics._shared import shared_work
 from pollwatch.forensics.base import (
     METHODS,
+    Method,
     MethodNotApplicable,
     MethodResult,
     get_method,
@@ -47,7 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RegionalRow", "SuiteReport", "cached_report", "regional_rows", "run_suite"]
 
-#: progress(method name, index, total), called before each method runs
+#: progress(method name, index, total), called in order as each method's result is taken (the
+#: methods not cached run meanwhile on threads)
 Progress = Callable[[str, int, int], None]
 
 
@@ -301,6 +307,50 @@ def _calibrated_as(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return {**parameters, "by_region": False} if "by_region" in parameters else dict(parameters)
 
 
+#: most methods of one suite computed at once (each on a thread)
+SUITE_THREADS = 4
+
+
+def _cache_path(
+    cache_dir: Path | None, election: Election, digest: str, method: Method
+) -> Path | None:
+    if cache_dir is None:
+        return None
+    key = hashlib.sha256(
+        json.dumps([digest, method.name, method.parameters()], sort_keys=True).encode()
+    ).hexdigest()[:20]
+    return cache_dir / election.id / f"{method.name}-{key}.json"
+
+
+def _read_cached(path: Path | None, name: str) -> MethodResult | None:
+    """The cached result at ``path``, with the current calibration; None if absent or damaged
+    (then it is recomputed)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        stored = MethodResult.from_json(path.read_text("utf-8"))
+    except (ValueError, KeyError, TypeError):
+        return None
+    # the calibration table may be newer than the cached result
+    return replace(stored, calibration=calibration_summary(name, _calibrated_as(stored.parameters)))
+
+
+def _family(method: Method) -> tuple[str, ...]:
+    """The order methods start in: by their class's ancestry, so that methods of one family
+    (sharing base classes, and the work the cache keeps for them) run one after another."""
+    return tuple(cls.__qualname__ for cls in reversed(type(method).__mro__))
+
+
+def _outcome(method: Method, election: Election) -> MethodResult | str:
+    """The method's result, or why it was skipped."""
+    try:
+        return method.run(election)
+    except MethodNotApplicable as exc:
+        return exc.one_line()
+    except PollwatchError as exc:
+        return f"failed: {exc.one_line()}"
+
+
 def run_suite(
     election: Election,
     methods: Sequence[str] | None = None,
@@ -346,37 +396,43 @@ def run_suite(
     digest = election.content_digest()
     results: list[MethodResult] = []
     skipped: list[tuple[str, str]] = []
-    for position, (name, method) in enumerate(zip(names, built, strict=True)):
-        if progress is not None:
-            progress(name, position, len(names))
-        key = hashlib.sha256(
-            json.dumps([digest, name, method.parameters()], sort_keys=True).encode()
-        ).hexdigest()[:20]
-        cached = cache_dir / election.id / f"{name}-{key}.json" if cache_dir else None
-        if cached is not None and cached.is_file():
-            try:
-                stored = MethodResult.from_json(cached.read_text("utf-8"))
-                # the calibration table may be newer than the cached result
-                calibration = calibration_summary(name, _calibrated_as(stored.parameters))
-                results.append(replace(stored, calibration=calibration))
-                continue
-            except (ValueError, KeyError, TypeError):
-                pass  # a damaged cache entry is recomputed
+    paths = [_cache_path(cache_dir, election, digest, m) for m in built]
+    stored = [_read_cached(path, m.name) for path, m in zip(paths, built, strict=True)]
+    missing = [position for position, found in enumerate(stored) if found is None]
+    # The methods not cached run on threads (their array work releases the GIL) and share
+    # per-election work (pollwatch.forensics._shared); results are taken in order. Each method
+    # draws from its own generator, so the results do not depend on the threads.
+    workers = max(1, min(len(missing), os.cpu_count() or 1, SUITE_THREADS))
+    with shared_work(), ThreadPoolExecutor(max_workers=workers) as pool:
+        jobs = {
+            position: pool.submit(copy_context().run, _outcome, built[position], election)
+            for position in sorted(missing, key=lambda p: _family(built[p]))
+        }
         try:
-            result = method.run(election)
-        except MethodNotApplicable as exc:
-            skipped.append((name, exc.one_line()))
-            continue
-        except PollwatchError as exc:
-            skipped.append((name, f"failed: {exc.one_line()}"))
-            continue
-        if result.parameters.get("by_region"):
-            calibration = calibration_summary(name, _calibrated_as(result.parameters))
-            result = replace(result, calibration=calibration)
-        results.append(result)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cached, result.to_json())
+            for position, name in enumerate(names):
+                if progress is not None:
+                    progress(name, position, len(names))
+                found = stored[position]
+                if found is not None:
+                    results.append(found)
+                    continue
+                outcome = jobs[position].result()
+                if isinstance(outcome, str):
+                    skipped.append((name, outcome))
+                    continue
+                result = outcome
+                if result.parameters.get("by_region"):
+                    calibration = calibration_summary(name, _calibrated_as(result.parameters))
+                    result = replace(result, calibration=calibration)
+                results.append(result)
+                cached = paths[position]
+                if cached is not None:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(cached, result.to_json())
+        except BaseException:
+            for job in jobs.values():
+                job.cancel()
+            raise
     if progress is not None:
         progress("", len(names), len(names))
     return SuiteReport(

@@ -131,7 +131,20 @@ def test_methods_name_lists_parameters_defaults_and_constraints(
     assert "0.05" in rows["alpha"] and "a number > 0 and < 1" in rows["alpha"]
     assert "none" in rows["candidate"] and "a non-empty text, or none" in rows["candidate"]
     text = " ".join(lines)
-    assert "replicates=200, interval_draws=200" in text  # what the default suite runs
+    assert "the default suite (plain pollwatch analyze) runs it with the defaults above" in text
+
+
+def test_methods_name_says_which_parameters_the_default_suite_chooses(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pollwatch.forensics.spikes import RozenasSpikes
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, color_system=None, emoji=False, soft_wrap=False)
+    monkeypatch.setattr(pollwatch.cli, "console", console)
+    monkeypatch.setattr(RozenasSpikes, "suite_parameters", {"replicates": 200})
+    assert main(["methods", "rozenas-spikes"]) == 0
+    assert "runs it with replicates=200" in buffer.getvalue()
 
 
 def test_methods_with_an_unknown_name_is_one_line(

@@ -399,6 +399,10 @@ def method_parameters(name: str, cls: type[Method]) -> RenderableType:
     if cls.suite_parameters:
         chosen = ", ".join(f"{k}={_parameter_text(v)}" for k, v in cls.suite_parameters.items())
         lines.append(f"the default suite (plain pollwatch analyze) runs it with {escape(chosen)}")
+    elif cls.in_default_suite:
+        lines.append("the default suite (plain pollwatch analyze) runs it with the defaults above")
+    else:
+        lines.append(f"not in the default suite: run it with pollwatch analyze -m {escape(name)}")
     return Group(*lines)
 
 

@@ -631,6 +631,9 @@ FUZZ_KNOWN = 0.7
 #: 404s into the handlers (paging, ranges, filters), and are random otherwise.
 FUZZ_CONFIG: dict[str, Any] = {
     "seed": FUZZ_SEED,
+    # An import waits up to the import_wait_seconds setting (30 s) for its job, queued behind the
+    # fuzzed imports before it: on a loaded machine that passed the client's default 10 s.
+    "request-timeout": 60,
     "generation": {"max-examples": FUZZ_EXAMPLES, "database": "none", "mode": "all"},
     "dictionaries": {
         "elections": {"values": [ELECTION]},

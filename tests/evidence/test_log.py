@@ -34,25 +34,7 @@ from pollwatch.evidence.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-
-HEADER = 4
-HASH = 32
-
-
-def _records(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each record in a data file, parsed from the documented format."""
-    spans = []
-    position = len(DATA_MAGIC)
-    while position < len(data):
-        length = int.from_bytes(data[position : position + HEADER], "big")
-        end = position + HEADER + length + HASH
-        spans.append((position, end))
-        position = end
-    return spans
-
-
-def _record(payload: bytes) -> bytes:
-    return len(payload).to_bytes(HEADER, "big") + payload + leaf_hash(payload)
+from tests.evidence.records import HEADER, record, record_spans
 
 
 def _entries(count: int) -> list[bytes]:
@@ -199,7 +181,7 @@ def _make_log(folder: Path, count: int = 6) -> tuple[list[bytes], bytes]:
 
 def test_torn_record_is_discarded_and_kept_aside(tmp_path: Path) -> None:
     _, root = _make_log(tmp_path)
-    torn = _record(b"never acknowledged")[:-7]
+    torn = record(b"never acknowledged")[:-7]
     with (tmp_path / "entries.bin").open("ab") as handle:
         handle.write(torn)
     with EvidenceLog(tmp_path) as log:
@@ -217,7 +199,7 @@ def test_records_written_but_not_indexed_are_recovered(tmp_path: Path) -> None:
     entries, _ = _make_log(tmp_path)
     extra = [b"written", b"before the crash"]
     with (tmp_path / "entries.bin").open("ab") as handle:
-        handle.write(b"".join(_record(item) for item in extra) + b"\x00\x00")
+        handle.write(b"".join(record(item) for item in extra) + b"\x00\x00")
     with EvidenceLog(tmp_path) as log:
         assert log.recovery.entries_indexed == 2
         assert log.recovery.bytes_discarded == 2
@@ -267,7 +249,7 @@ def test_damaged_data_with_disagreeing_index_is_refused_untouched(tmp_path: Path
     _make_log(tmp_path)
     data_path, index_path = tmp_path / "entries.bin", tmp_path / "entries.idx"
     data = bytearray(data_path.read_bytes())
-    data[_records(bytes(data))[2][0] + HEADER + 3] ^= 1  # inside entry 2
+    data[record_spans(bytes(data))[2][0] + HEADER + 3] ^= 1  # inside entry 2
     data_path.write_bytes(bytes(data))
     index_path.unlink()
     with pytest.raises(VerificationError, match=r"damaged: record at byte \d+ does not match"):
@@ -302,7 +284,7 @@ with EvidenceLog(ORIGINAL) as _log:
 ORIGINAL_SIZE = len(ORIGINAL_ENTRIES)
 ORIGINAL_DATA = (Path(ORIGINAL) / "entries.bin").read_bytes()
 ORIGINAL_INDEX = (Path(ORIGINAL) / "entries.idx").read_bytes()
-SPANS = _records(ORIGINAL_DATA)
+SPANS = record_spans(ORIGINAL_DATA)
 shutil.rmtree(ORIGINAL)
 # These properties are about logic, not durability: a RAM-backed folder, where there is one,
 # keeps the many fsyncs of the examples from dominating the run time.
@@ -357,7 +339,7 @@ def test_any_reordering_is_detected(first: int, second: int) -> None:
     position=st.integers(0, len(ORIGINAL_DATA)),
     inserted=st.one_of(
         st.binary(min_size=1, max_size=80),
-        st.binary(max_size=40).map(_record),  # a well-formed record, hash and all
+        st.binary(max_size=40).map(record),  # a well-formed record, hash and all
     ),
 )
 def test_any_insertion_is_detected(position: int, inserted: bytes) -> None:

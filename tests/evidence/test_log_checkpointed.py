@@ -23,24 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pollwatch.errors import VerificationError
-from pollwatch.evidence.log import DATA_MAGIC, SEAL_FILE, EvidenceLog, canonical_json, inspect_log
+from pollwatch.evidence.log import SEAL_FILE, EvidenceLog, canonical_json, inspect_log
 from pollwatch.evidence.merkle import leaf_hash
-
-HEADER = 4
-HASH = 32
-
-
-def _spans(data: bytes) -> list[tuple[int, int]]:
-    spans, position = [], len(DATA_MAGIC)
-    while position < len(data):
-        end = position + HEADER + int.from_bytes(data[position : position + HEADER], "big") + HASH
-        spans.append((position, end))
-        position = end
-    return spans
-
-
-def _record(payload: bytes) -> bytes:
-    return len(payload).to_bytes(HEADER, "big") + payload + leaf_hash(payload)
+from tests.evidence.records import HEADER, record, record_spans
 
 
 def _entries(count: int) -> list[bytes]:
@@ -70,7 +55,7 @@ def test_truncation_inside_the_signed_range_is_refused_untouched(
 ) -> None:
     _make(tmp_path)
     data = (tmp_path / "entries.bin").read_bytes()
-    end_of_11 = _spans(data)[11][1]
+    end_of_11 = record_spans(data)[11][1]
     (tmp_path / "entries.bin").write_bytes(data[: end_of_11 + 9])  # entry 12 torn, 13-19 gone
     if index != "kept":
         raw = (tmp_path / "entries.idx").read_bytes()
@@ -92,7 +77,7 @@ def test_truncation_inside_the_signed_range_is_refused_untouched(
 def test_one_missing_entry_is_named_alone(tmp_path: Path) -> None:
     _make(tmp_path, 4)
     data = (tmp_path / "entries.bin").read_bytes()
-    (tmp_path / "entries.bin").write_bytes(data[: _spans(data)[2][1]])
+    (tmp_path / "entries.bin").write_bytes(data[: record_spans(data)[2][1]])
     with pytest.raises(VerificationError, match="signed 4: entry 3 is missing"):
         EvidenceLog(tmp_path, checkpoint_size=4)
 
@@ -108,7 +93,7 @@ def test_emptied_files_are_not_a_new_log_when_a_checkpoint_exists(tmp_path: Path
 
 def test_a_torn_tail_beyond_the_checkpoint_is_still_recovered(tmp_path: Path) -> None:
     _, root = _make(tmp_path, 6)
-    torn = _record(b"never acknowledged")[:-5]
+    torn = record(b"never acknowledged")[:-5]
     with (tmp_path / "entries.bin").open("ab") as handle:
         handle.write(torn)
     with EvidenceLog(tmp_path, checkpoint_size=6) as log:
@@ -182,7 +167,7 @@ def test_a_flip_after_the_seal_is_found_by_the_next_check(tmp_path: Path) -> Non
         log.check(10, root)
     path = tmp_path / "entries.bin"
     data = bytearray(path.read_bytes())
-    data[_spans(bytes(data))[4][0] + HEADER + 2] ^= 0x01
+    data[record_spans(bytes(data))[4][0] + HEADER + 2] ^= 0x01
     path.write_bytes(bytes(data))
     with (
         EvidenceLog(tmp_path, checkpoint_size=10) as log,  # opening alone does not see it
@@ -224,7 +209,7 @@ def test_inspection_names_a_flipped_entry_and_what_it_should_hash_to(tmp_path: P
     entries, _ = _make(tmp_path, 8)
     path = tmp_path / "entries.bin"
     data = bytearray(path.read_bytes())
-    start, _ = _spans(bytes(data))[5]
+    start, _ = record_spans(bytes(data))[5]
     data[start + HEADER + 1] ^= 0x20
     path.write_bytes(bytes(data))
     before = _snapshot(tmp_path)
@@ -244,14 +229,14 @@ def test_inspection_names_a_flipped_entry_and_what_it_should_hash_to(tmp_path: P
 def test_inspection_reports_truncation_and_leftovers(tmp_path: Path) -> None:
     _make(tmp_path, 6)
     data = (tmp_path / "entries.bin").read_bytes()
-    (tmp_path / "entries.bin").write_bytes(data[: _spans(data)[3][1] + 7])
+    (tmp_path / "entries.bin").write_bytes(data[: record_spans(data)[3][1] + 7])
     inspection = inspect_log(tmp_path)
     assert (inspection.entries, inspection.index_entries, inspection.missing_from) == (4, 6, 4)
 
     other = tmp_path / "other"
     _make(other, 3)
     with (other / "entries.bin").open("ab") as handle:
-        handle.write(_record(b"whole, never indexed") + b"\x00\x00\x01")
+        handle.write(record(b"whole, never indexed") + b"\x00\x00\x01")
     with (other / "entries.idx").open("ab") as handle:
         handle.write(b"\x00" * 11)
     inspection = inspect_log(other)

@@ -59,11 +59,13 @@ from pollwatch.results.importers._long import (
     office_kind,
     office_slug,
     option_all,
+    option_slugs,
     parse_float_option,
     parse_signed_counts,
     pseudo_precinct_expr,
     require_single,
     row_role_expr,
+    select_district_and_party,
     select_rows,
     tally,
     truthy_expr,
@@ -276,41 +278,18 @@ class MedslImporter(Importer):
                     hint="pass --option special=true, false or all",
                 )
             filters.append(f"special = {special}")
-        district = options.get("district")
-        if "district" in cols:
-            if district is not None and not option_all(district):
-                frame = select_rows(
-                    frame,
-                    cols["district"],
-                    district,
-                    where=where,
-                    option="district",
-                    what="district",
-                    compare="district",
-                )
-                filters.append(f"district = {district!r}")
-            elif district is None and office_kind(office) != "presidential":
-                # Presidential rows may carry congressional districts (Maine, Nebraska): one
-                # contest all the same. Other offices with several districts are several
-                # contests.
-                require_single(
-                    frame, cols["district"], where=where, option="district", what="district"
-                )
-        party_option = options.get("party")
-        if party_option is not None and not option_all(party_option):
-            if "party" not in cols:
-                raise ColumnError(
-                    "option party given but the file has no party column",
-                    path=where,
-                    hint="drop --option party",
-                )
-            frame = select_rows(
-                frame, cols["party"], party_option, where=where, option="party", what="party"
-            )
-            filters.append(f"party = {party_option!r}")
+        frame = select_district_and_party(
+            frame,
+            options,
+            office=office,
+            district_column=cols.get("district"),
+            party_column=cols.get("party"),
+            where=where,
+            filters=filters,
+        )
         stage_value = self._single_value(frame, cols.get("stage"))
         primary = stage_value is not None and stage_value.startswith("pri")
-        if primary and party_option is None and "party" in cols:
+        if primary and options.get("party") is None and "party" in cols:
             # A primary holds one contest per party: mixing them would add up rivals of
             # different ballots in one precinct.
             require_single(frame, cols["party"], where=where, option="party", what="party")
@@ -467,12 +446,7 @@ class MedslImporter(Importer):
         if year is not None:
             parts.append(str(year))
         parts.append(office_slug(office))
-        district = given.get("district")
-        if district and not option_all(district):
-            parts.append(f"district-{district.strip().lower()}")
-        party = given.get("party")
-        if party and not option_all(party):
-            parts.append(party.strip().lower())
+        parts.extend(option_slugs(given))
         if stage.startswith("pri"):
             parts.append("primary")
         if special:
@@ -525,6 +499,7 @@ class MedslImporter(Importer):
             "municipality": cols.get("jurisdiction", "jurisdiction"),
             "station_name": cols["precinct"],
         }
+        district = given.get("district")
         contest = office + (
             f", district {district}" if district and not option_all(district) else ""
         )

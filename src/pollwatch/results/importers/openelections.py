@@ -67,9 +67,11 @@ from pollwatch.results.importers._long import (
     office_kind,
     office_slug,
     option_all,
+    option_slugs,
     pseudo_precinct_expr,
     require_single,
     row_role_expr,
+    select_district_and_party,
     select_rows,
     tally,
     value_listing,
@@ -730,37 +732,19 @@ class OpenElectionsImporter(Importer):
                 exclude=pseudo_listing,
             )
         filters = [f"office = {wanted!r}"]
-        district = given.get("district")
-        if "district" in contest.columns:
-            if district is not None and not option_all(district):
-                contest = select_rows(
-                    contest,
-                    "district",
-                    district,
-                    where=where,
-                    option="district",
-                    what="district",
-                    compare="district",
-                )
-                filters.append(f"district = {district!r}")
-            elif district is None and office_kind(wanted) != "presidential":
-                # Presidential rows may carry congressional districts: one contest all the
-                # same. Other offices with several districts are several contests.
-                require_single(contest, "district", where=where, option="district", what="district")
-        party = given.get("party")
-        if party is not None and not option_all(party):
-            if "party" not in contest.columns:
-                raise ColumnError(
-                    "option party given but the file has no party column",
-                    path=where,
-                    hint="drop --option party",
-                )
-            contest = select_rows(
-                contest, "party", party, where=where, option="party", what="party"
-            )
-            filters.append(f"party = {party!r}")
-        elif (
-            party is None and "primary" in named.get("election", "") and "party" in contest.columns
+        contest = select_district_and_party(
+            contest,
+            given,
+            office=wanted,
+            district_column="district" if "district" in contest.columns else None,
+            party_column="party" if "party" in contest.columns else None,
+            where=where,
+            filters=filters,
+        )
+        if (
+            given.get("party") is None
+            and "primary" in named.get("election", "")
+            and "party" in contest.columns
         ):
             # A primary holds one contest per party: adding up rivals of different ballots in
             # one precinct would be meaningless.
@@ -892,14 +876,10 @@ class OpenElectionsImporter(Importer):
         if election and election != "general":
             parts.append(election.replace("_", "-"))
         parts.append(office_slug(office))
-        district = given.get("district")
-        if district and not option_all(district):
-            parts.append(f"district-{district.strip().lower()}")
-        party = given.get("party")
-        if party and not option_all(party):
-            parts.append(party.strip().lower())
+        parts.extend(option_slugs(given))
         parts.append("openelections")
         election_id = "-".join(p for p in "-".join(parts).split("-") if p)
+        district, party = given.get("district"), given.get("party")
         contest = office
         if district and not option_all(district):
             contest += f", district {district.strip()}"

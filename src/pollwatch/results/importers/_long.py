@@ -197,26 +197,19 @@ def row_role_expr(name: pl.Expr) -> pl.Expr:
     )
 
 
+def _precinct_matches(column: str, regex: str) -> pl.Expr:
+    """True where the stripped precinct name in ``column`` matches ``regex``; False on null."""
+    return pl.col(column).cast(pl.String).str.strip_chars().str.contains(regex).fill_null(False)
+
+
 def pseudo_precinct_expr(column: str) -> pl.Expr:
     """True where the precinct name marks a county-level catch-all (see the patterns)."""
-    return (
-        pl.col(column)
-        .cast(pl.String)
-        .str.strip_chars()
-        .str.contains(PSEUDO_PRECINCT_REGEX)
-        .fill_null(False)
-    )
+    return _precinct_matches(column, PSEUDO_PRECINCT_REGEX)
 
 
 def abroad_precinct_expr(column: str) -> pl.Expr:
     """True where the precinct name marks overseas (UOCAVA) ballots."""
-    return (
-        pl.col(column)
-        .cast(pl.String)
-        .str.strip_chars()
-        .str.contains(ABROAD_PRECINCT_REGEX)
-        .fill_null(False)
-    )
+    return _precinct_matches(column, ABROAD_PRECINCT_REGEX)
 
 
 def parse_float_option(options: Mapping[str, str], key: str, default: float) -> float:

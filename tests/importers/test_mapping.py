@@ -22,6 +22,7 @@ from pollwatch.results.importers import get_importer
 from pollwatch.results.importers.mapping import load_mapping, shipped_mappings
 from pollwatch.results.model import Election
 from tests.conftest import mirror_file
+from tests.importers.mapping_docs import docs_example
 
 IMPORTER = get_importer("mapping")
 
@@ -162,17 +163,9 @@ def test_unknown_shipped_name_suggests_a_close_one(tmp_path: Path) -> None:
         load_mapping(tmp_path)
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "mapping-files.md"
-
-
 def test_annotated_example_of_the_docs_reads_as_described(tmp_path: Path) -> None:
-    if not DOCS.is_file():
-        pytest.skip("docs/mapping-files.md is not in this tree")
-    text = DOCS.read_text(encoding="utf-8")
-    table_text = text.split("```text\nFreedonia", 1)[1].split("```", 1)[0]
-    mapping_text = text.split("```toml\n", 1)[1].split("```", 1)[0]
-    data = write(tmp_path, "freedonia.csv", "Freedonia" + table_text)
-    election = read(data, mapping_text)
+    data, mapping, _ = docs_example(tmp_path)
+    election = IMPORTER.read(data, mapping=mapping)
     assert len(election) == 5
     assert election.totals() == {"Firefly": 910, "Sylvania First": 808}
     stations = election.stations.sort("station_id")

@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import write_results
 from pollwatch.calibration.executors import ensure_ray
 from pollwatch.calibration.harness import CalibrationPlan, build_tables, run_calibration
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def measure(elections: int, stations: int, workers: int, work: Path) -> dict[str, Any]:
@@ -92,8 +91,7 @@ def main() -> None:
         "workers": args.workers,
         "runs": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "calibration.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    write_results("calibration", report)
     print(json.dumps(report, indent=1))
 
 

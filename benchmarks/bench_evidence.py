@@ -28,33 +28,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from _common import RESULTS, median_time, write_results
 from pollwatch.evidence.log import EvidenceLog, canonical_json
 from pollwatch.evidence.merkle import leaf_hash
 from pollwatch.evidence.objects import FilesystemBackend
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def timed(action: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` runs."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def filesystem_of(path: Path) -> str:
@@ -109,10 +95,10 @@ def bench_ingest(work: Path, megabytes: int, repeat: int) -> dict[str, float]:
                 digest.update(chunk)
 
     reference()  # warm the page cache for all three
-    reference_seconds = timed(reference, repeat)
-    put_seconds = timed(put, repeat)
+    reference_seconds = median_time(reference, repeat)
+    put_seconds = median_time(put, repeat)
     # Context, not the target: Python's hashlib (OpenSSL) reading the file without writing.
-    hash_only_seconds = timed(hash_only, repeat)
+    hash_only_seconds = median_time(hash_only, repeat)
     if stored != reference_digest:
         raise SystemExit(f"put() stored {stored}, sha256sum says {reference_digest}")
     megabytes_total = size / 1e6
@@ -292,8 +278,7 @@ def main() -> None:
             f"append {verify['check_after_one_append_s']:.2f} s"
         )
         results = {"machine": machine, "ingest": ingest, "appends": appends, "verify": verify}
-        (RESULTS / "evidence.json").write_text(json.dumps(results, indent=2) + "\n")
-        print(f"written {RESULTS / 'evidence.json'}")
+        print(f"written {write_results('evidence', results)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -20,13 +20,14 @@ Usage: ``python benchmarks/bench_import.py [--dataset russia-2018] [--repeat 5]`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from _common import write_results
 
 CHILD = r"""
 import resource, sys, time, zipfile
@@ -102,9 +103,7 @@ def main() -> None:
         "ratio_cpu_pollwatch_over_pandas": ratio_cpu,
         "ratio_memory_pollwatch_over_pandas": ratio_memory,
     }
-    target = Path(__file__).parent / "results" / "import.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(report, indent=2))
+    write_results("import", report)
     for mode, r in results.items():
         print(
             f"{mode:10s} median {r['median_seconds']:.2f} s (CPU {r['median_cpu_seconds']:.2f} s)"

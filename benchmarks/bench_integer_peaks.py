@@ -21,7 +21,6 @@ Usage: ``python benchmarks/bench_integer_peaks.py [--year 2018] [--reference-rep
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import binom
 
+from _common import write_results
 from pollwatch.forensics.integer_peaks import (
     IntegerPercentages,
     hits_whole_percent,
@@ -149,9 +149,7 @@ def main() -> None:
     }
     for key, value in report.items():
         print(f"{key:36} {value:.3f}" if isinstance(value, float) else f"{key:36} {value}")
-    out = Path(__file__).parent / "results" / "integer_peaks.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results("integer_peaks", report)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from _common import write_results
+
 MIRROR_FILE = Path("russia_cec") / "2018.csv.zip"
 
 CHILD = r"""
@@ -347,9 +349,7 @@ def main() -> None:
                 else ""
             )
             print(f"  {method:24s} {seconds:6.2f} s {cpu:6.2f} s{other}")
-    target = Path(__file__).parent / "results" / "openelections.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(report, indent=2))
+    write_results("openelections", report)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
+
+from _common import write_results
 
 CHILD = r"""
 import json, resource, sys, time, zipfile
@@ -112,9 +113,7 @@ def main() -> None:
     if args.per_method:
         alone = measure("methods", args.dataset)
         report["methods_alone"] = alone["methods"]
-    target = Path(__file__).parent / "results" / "suite.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(report, indent=2))
+    write_results("suite", report)
     wall, cpu = suite["seconds"], suite["cpu_seconds"]
     print(
         f"suite      median {wall['median']:.1f} s ({wall['min']:.1f}-{wall['max']:.1f}), "

@@ -51,6 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.attack_files import russian_table
 
+from _common import write_results
+
 SERVER_CHILD = r"""
 import sys, uvicorn
 from pathlib import Path
@@ -219,9 +221,7 @@ def main() -> None:
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
     print(json.dumps(result, indent=2))
-    target = Path(__file__).parent / "results" / "uploads.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_results("uploads", result)
 
 
 if __name__ == "__main__":

@@ -60,19 +60,13 @@ from tests.video.test_privacy import (
 )
 from tests.video.test_privacy import _detail as detail
 
+from _common import median_time, write_results
 from pollwatch.video.privacy import FaceDetector, blur_video, detect_frames
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu_seconds(action: Callable[[], object], repeat: int) -> float:
     """Median process CPU time of ``repeat`` runs."""
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        action()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+    return median_time(action, repeat, clock=time.process_time)
 
 
 def transcode(source: Path, output: Path, *, crf: int = 23, preset: str = "superfast") -> None:
@@ -257,8 +251,7 @@ def main() -> None:
             print(json.dumps(results["generated_dim"], indent=1))
             results["after_blurring"] = after_blurring(work, 4.0, detector)
             print(json.dumps(results["after_blurring"], indent=1))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "video_blur.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("video_blur", results)
 
 
 if __name__ == "__main__":

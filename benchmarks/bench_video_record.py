@@ -39,13 +39,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import RESULTS, write_results
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.video.manifest import load_manifest
 from pollwatch.video.recorder import SEGMENT_FORMAT_OPTIONS, Recorder
 from pollwatch.video.segments import VideoIndex
 from pollwatch.video.simulator import ffmpeg_path, generate_clip
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu(who: int) -> float:
@@ -212,7 +211,7 @@ def main() -> None:
             "reference_plain_ffmpeg": reference,
             "cpu_ratio_pollwatch_to_reference": ratio,
         }
-        (RESULTS / "video_record.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_results("video_record", result)
         print(json.dumps(result, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import polars as pl
 
+from _common import write_results
+
 REPORT_CHILD = r"""
 import sys, typer
 from pollwatch.cli import app
@@ -139,9 +141,7 @@ def main() -> None:
             "targets": {"page_median_ms": 300, "report_median_seconds": 10},
         }
     print(json.dumps(result, indent=2))
-    target = Path(__file__).parent / "results" / "web.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_results("web", result)
 
 
 if __name__ == "__main__":

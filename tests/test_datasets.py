@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from pollwatch.errors import DatasetError
 from pollwatch.results.datasets import DATASETS, Dataset, fetch, locate
 from pollwatch.settings import Settings
+from tests.loopback import serve_folder
 
 PAYLOAD = b"region,tik,uik\n" * 5000
 
@@ -23,22 +22,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     www = tmp_path / "www"
     www.mkdir()
     (www / "data.csv").write_bytes(PAYLOAD)
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(www), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_folder(www) as url:
+        yield url
 
 
 def dataset(url: str | None, sha256: str | None = None) -> Dataset:

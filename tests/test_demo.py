@@ -10,9 +10,7 @@ loopback HTTP server serving a small dataset file.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +25,7 @@ from pollwatch.results.datasets import DATASETS, Dataset
 from pollwatch.results.importers.nist import export_nist
 from pollwatch.results.special import special_stations
 from pollwatch.results.store import ElectionStore
+from tests.loopback import serve_folder
 
 #: Nothing listens on the discard port of the loopback: a download there is refused at once.
 UNREACHABLE = "http://127.0.0.1:9/2018.csv.zip"
@@ -123,22 +122,8 @@ def www(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A folder served over HTTP on 127.0.0.1, and its base URL."""
     folder = tmp_path / "www"
     folder.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_folder(folder) as url:
+        yield folder, url
 
 
 @pytest.mark.network

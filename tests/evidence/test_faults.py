@@ -28,10 +28,10 @@ from pollwatch.evidence import bundle as bundle_module
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.evidence.bundle import export_bundle
 from pollwatch.evidence.fsck import fsck, repair
-from pollwatch.evidence.log import DATA_MAGIC, SEAL_FILE, canonical_json
+from pollwatch.evidence.log import SEAL_FILE, canonical_json
 from pollwatch.evidence.merkle import leaf_hash
+from tests.evidence.records import HASH, HEADER, record_spans
 
-HEADER, HASH = 4, 32
 HOUR = 3600.0
 
 
@@ -39,15 +39,6 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def _spans(data: bytes) -> list[tuple[int, int]]:
-    spans, position = [], len(DATA_MAGIC)
-    while position < len(data):
-        end = position + HEADER + int.from_bytes(data[position : position + HEADER], "big") + HASH
-        spans.append((position, end))
-        position = end
-    return spans
 
 
 @pytest.fixture
@@ -87,7 +78,7 @@ def _flip(evidence: Path, entry: int, at: int = 3) -> tuple[int, bytes]:
     """Flip one byte inside ``entry``'s payload; returns (its offset, its original bytes)."""
     path = evidence / "log" / "entries.bin"
     data = bytearray(path.read_bytes())
-    start, end = _spans(bytes(data))[entry]
+    start, end = record_spans(bytes(data))[entry]
     original = bytes(data[start + HEADER : end - HASH])
     data[start + HEADER + at] ^= 0x04
     path.write_bytes(bytes(data))
@@ -105,7 +96,8 @@ def test_a_truncated_checkpointed_log_is_damage_not_a_crash(
 ) -> None:
     log = cli_archive / "log"
     data = (log / "entries.bin").read_bytes()
-    (log / "entries.bin").write_bytes(data[: _spans(data)[11][1] + 10])  # 12 whole entries left
+    # 12 whole entries left
+    (log / "entries.bin").write_bytes(data[: record_spans(data)[11][1] + 10])
     if index == "truncated too":
         raw = (log / "entries.idx").read_bytes()
         (log / "entries.idx").write_bytes(raw[: 8 + 12 * 40])
@@ -208,7 +200,7 @@ def test_a_consistent_rewrite_is_refused_by_the_signed_root(cli_archive: Path) -
     """The attacker changes entry 2 and recomputes its stored hash and its index entry."""
     log = cli_archive / "log"
     data = bytearray((log / "entries.bin").read_bytes())
-    start, end = _spans(bytes(data))[2]
+    start, end = record_spans(bytes(data))[2]
     payload = bytearray(data[start + HEADER : end - HASH])
     payload[payload.index(b"scan-02")] = ord("X")
     new_leaf = leaf_hash(bytes(payload))

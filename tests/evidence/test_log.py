@@ -34,30 +34,7 @@ from pollwatch.evidence.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-
-HEADER = 4
-HASH = 32
-
-
-def _records(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each record in a data file, parsed from the documented format."""
-    spans = []
-    position = len(DATA_MAGIC)
-    while position < len(data):
-        length = int.from_bytes(data[position : position + HEADER], "big")
-        end = position + HEADER + length + HASH
-        spans.append((position, end))
-        position = end
-    return spans
-
-
-def _record(payload: bytes) -> bytes:
-    return len(payload).to_bytes(HEADER, "big") + payload + leaf_hash(payload)
-
-
-def _entries(count: int) -> list[bytes]:
-    return [canonical_json({"item": index, "station": f"S-{index:03}"}) for index in range(count)]
-
+from tests.evidence.records import HEADER, make_log, record, record_spans, sample_entries
 
 # --------------------------------------------------------------------------------------------
 # Basics.
@@ -74,7 +51,7 @@ def test_canonical_json() -> None:
 
 
 def test_append_read_roots_and_proofs(tmp_path: Path) -> None:
-    entries = _entries(23)
+    entries = sample_entries(23)
     with EvidenceLog(tmp_path / "log") as log:
         assert log.size == 0
         assert log.root() == root_hash([])
@@ -102,7 +79,7 @@ def test_append_read_roots_and_proofs(tmp_path: Path) -> None:
         assert again.entry(22) == entries[22]
 
 
-def test_empty_entries_and_large_entries(tmp_path: Path) -> None:
+def test_empty_entries_and_largesample_entries(tmp_path: Path) -> None:
     big = b"x" * (1 << 20)
     with EvidenceLog(tmp_path) as log:
         log.append([b"", big])
@@ -145,7 +122,7 @@ def test_threads_share_one_instance(tmp_path: Path) -> None:
 
 def test_verify_against_a_wrong_checkpoint(tmp_path: Path) -> None:
     with EvidenceLog(tmp_path) as log:
-        log.append(_entries(5))
+        log.append(sample_entries(5))
         with pytest.raises(VerificationError, match="has 5 entries, the trusted checkpoint says 4"):
             log.verify(4)
         with pytest.raises(VerificationError, match="has 5 entries, the trusted checkpoint says 6"):
@@ -189,17 +166,9 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _make_log(folder: Path, count: int = 6) -> tuple[list[bytes], bytes]:
-    entries = _entries(count)
-    with EvidenceLog(folder) as log:
-        log.append(entries[: count // 2])
-        log.append(entries[count // 2 :])
-        return entries, log.root()
-
-
 def test_torn_record_is_discarded_and_kept_aside(tmp_path: Path) -> None:
-    _, root = _make_log(tmp_path)
-    torn = _record(b"never acknowledged")[:-7]
+    _, root = make_log(tmp_path, 6)
+    torn = record(b"never acknowledged")[:-7]
     with (tmp_path / "entries.bin").open("ab") as handle:
         handle.write(torn)
     with EvidenceLog(tmp_path) as log:
@@ -214,10 +183,10 @@ def test_torn_record_is_discarded_and_kept_aside(tmp_path: Path) -> None:
 
 
 def test_records_written_but_not_indexed_are_recovered(tmp_path: Path) -> None:
-    entries, _ = _make_log(tmp_path)
+    entries, _ = make_log(tmp_path, 6)
     extra = [b"written", b"before the crash"]
     with (tmp_path / "entries.bin").open("ab") as handle:
-        handle.write(b"".join(_record(item) for item in extra) + b"\x00\x00")
+        handle.write(b"".join(record(item) for item in extra) + b"\x00\x00")
     with EvidenceLog(tmp_path) as log:
         assert log.recovery.entries_indexed == 2
         assert log.recovery.bytes_discarded == 2
@@ -226,7 +195,7 @@ def test_records_written_but_not_indexed_are_recovered(tmp_path: Path) -> None:
 
 
 def test_partial_index_entry_is_cut(tmp_path: Path) -> None:
-    _, root = _make_log(tmp_path)
+    _, root = make_log(tmp_path, 6)
     index = tmp_path / "entries.idx"
     whole = index.read_bytes()
     index.write_bytes(whole[:-13])  # the last entry half written
@@ -240,7 +209,7 @@ def test_partial_index_entry_is_cut(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["delete", "empty", "magic", "long", "wrong offset"])
 def test_inconsistent_index_is_rebuilt_and_kept_aside(tmp_path: Path, damage: str) -> None:
-    entries, root = _make_log(tmp_path)
+    entries, root = make_log(tmp_path, 6)
     index = tmp_path / "entries.idx"
     whole = index.read_bytes()
     if damage == "delete":
@@ -264,10 +233,10 @@ def test_inconsistent_index_is_rebuilt_and_kept_aside(tmp_path: Path, damage: st
 
 
 def test_damaged_data_with_disagreeing_index_is_refused_untouched(tmp_path: Path) -> None:
-    _make_log(tmp_path)
+    make_log(tmp_path, 6)
     data_path, index_path = tmp_path / "entries.bin", tmp_path / "entries.idx"
     data = bytearray(data_path.read_bytes())
-    data[_records(bytes(data))[2][0] + HEADER + 3] ^= 1  # inside entry 2
+    data[record_spans(bytes(data))[2][0] + HEADER + 3] ^= 1  # inside entry 2
     data_path.write_bytes(bytes(data))
     index_path.unlink()
     with pytest.raises(VerificationError, match=r"damaged: record at byte \d+ does not match"):
@@ -294,7 +263,7 @@ def test_new_log_files(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 ORIGINAL = tempfile.mkdtemp(prefix="pollwatch-log-original-")
-ORIGINAL_ENTRIES = [b"", b"a", *_entries(7), b"z" * 300]
+ORIGINAL_ENTRIES = [b"", b"a", *sample_entries(7), b"z" * 300]
 with EvidenceLog(ORIGINAL) as _log:
     _log.append(ORIGINAL_ENTRIES[:4])
     _log.append(ORIGINAL_ENTRIES[4:])
@@ -302,7 +271,7 @@ with EvidenceLog(ORIGINAL) as _log:
 ORIGINAL_SIZE = len(ORIGINAL_ENTRIES)
 ORIGINAL_DATA = (Path(ORIGINAL) / "entries.bin").read_bytes()
 ORIGINAL_INDEX = (Path(ORIGINAL) / "entries.idx").read_bytes()
-SPANS = _records(ORIGINAL_DATA)
+SPANS = record_spans(ORIGINAL_DATA)
 shutil.rmtree(ORIGINAL)
 # These properties are about logic, not durability: a RAM-backed folder, where there is one,
 # keeps the many fsyncs of the examples from dominating the run time.
@@ -357,7 +326,7 @@ def test_any_reordering_is_detected(first: int, second: int) -> None:
     position=st.integers(0, len(ORIGINAL_DATA)),
     inserted=st.one_of(
         st.binary(min_size=1, max_size=80),
-        st.binary(max_size=40).map(_record),  # a well-formed record, hash and all
+        st.binary(max_size=40).map(record),  # a well-formed record, hash and all
     ),
 )
 def test_any_insertion_is_detected(position: int, inserted: bytes) -> None:

@@ -23,36 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pollwatch.errors import VerificationError
-from pollwatch.evidence.log import DATA_MAGIC, SEAL_FILE, EvidenceLog, canonical_json, inspect_log
+from pollwatch.evidence.log import SEAL_FILE, EvidenceLog, inspect_log
 from pollwatch.evidence.merkle import leaf_hash
-
-HEADER = 4
-HASH = 32
-
-
-def _spans(data: bytes) -> list[tuple[int, int]]:
-    spans, position = [], len(DATA_MAGIC)
-    while position < len(data):
-        end = position + HEADER + int.from_bytes(data[position : position + HEADER], "big") + HASH
-        spans.append((position, end))
-        position = end
-    return spans
-
-
-def _record(payload: bytes) -> bytes:
-    return len(payload).to_bytes(HEADER, "big") + payload + leaf_hash(payload)
-
-
-def _entries(count: int) -> list[bytes]:
-    return [canonical_json({"n": n, "station": f"S-{n:03}"}) for n in range(count)]
-
-
-def _make(folder: Path, count: int = 20) -> tuple[list[bytes], bytes]:
-    entries = _entries(count)
-    with EvidenceLog(folder) as log:
-        log.append(entries[: count // 2])
-        log.append(entries[count // 2 :])
-        return entries, log.root()
+from tests.evidence.records import HEADER, make_log, record, record_spans
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -68,9 +41,9 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_truncation_inside_the_signed_range_is_refused_untouched(
     tmp_path: Path, index: str
 ) -> None:
-    _make(tmp_path)
+    make_log(tmp_path, 20)
     data = (tmp_path / "entries.bin").read_bytes()
-    end_of_11 = _spans(data)[11][1]
+    end_of_11 = record_spans(data)[11][1]
     (tmp_path / "entries.bin").write_bytes(data[: end_of_11 + 9])  # entry 12 torn, 13-19 gone
     if index != "kept":
         raw = (tmp_path / "entries.idx").read_bytes()
@@ -90,15 +63,15 @@ def test_truncation_inside_the_signed_range_is_refused_untouched(
 
 
 def test_one_missing_entry_is_named_alone(tmp_path: Path) -> None:
-    _make(tmp_path, 4)
+    make_log(tmp_path, 4)
     data = (tmp_path / "entries.bin").read_bytes()
-    (tmp_path / "entries.bin").write_bytes(data[: _spans(data)[2][1]])
+    (tmp_path / "entries.bin").write_bytes(data[: record_spans(data)[2][1]])
     with pytest.raises(VerificationError, match="signed 4: entry 3 is missing"):
         EvidenceLog(tmp_path, checkpoint_size=4)
 
 
 def test_emptied_files_are_not_a_new_log_when_a_checkpoint_exists(tmp_path: Path) -> None:
-    _make(tmp_path, 3)
+    make_log(tmp_path, 3)
     (tmp_path / "entries.bin").write_bytes(b"")
     (tmp_path / "entries.idx").write_bytes(b"")
     with pytest.raises(VerificationError, match=r"holds 0 entries .* entries 0-2 are missing"):
@@ -107,8 +80,8 @@ def test_emptied_files_are_not_a_new_log_when_a_checkpoint_exists(tmp_path: Path
 
 
 def test_a_torn_tail_beyond_the_checkpoint_is_still_recovered(tmp_path: Path) -> None:
-    _, root = _make(tmp_path, 6)
-    torn = _record(b"never acknowledged")[:-5]
+    _, root = make_log(tmp_path, 6)
+    torn = record(b"never acknowledged")[:-5]
     with (tmp_path / "entries.bin").open("ab") as handle:
         handle.write(torn)
     with EvidenceLog(tmp_path, checkpoint_size=6) as log:
@@ -121,7 +94,7 @@ def test_a_torn_tail_beyond_the_checkpoint_is_still_recovered(tmp_path: Path) ->
 def test_records_never_indexed_may_complete_a_signed_range(tmp_path: Path) -> None:
     # The index lost its last entries (a writer died between data and index, or someone cut
     # it): the records are whole, so recovery indexes them and the signed range is complete.
-    entries, root = _make(tmp_path, 8)
+    entries, root = make_log(tmp_path, 8)
     raw = (tmp_path / "entries.idx").read_bytes()
     (tmp_path / "entries.idx").write_bytes(raw[: 8 + 5 * 40])
     with EvidenceLog(tmp_path, checkpoint_size=8) as log:
@@ -138,7 +111,7 @@ def test_records_never_indexed_may_complete_a_signed_range(tmp_path: Path) -> No
 def test_check_seals_and_rechecks_only_what_is_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, root = _make(tmp_path, 10)
+    _, root = make_log(tmp_path, 10)
     with EvidenceLog(tmp_path) as log:
         assert log.check(10, root) == 10
     seal = json.loads((tmp_path / SEAL_FILE).read_text())
@@ -167,7 +140,7 @@ def test_check_seals_and_rechecks_only_what_is_new(
 
 
 def test_check_refuses_a_wrong_root_and_a_short_log(tmp_path: Path) -> None:
-    _, root = _make(tmp_path, 5)
+    _, root = make_log(tmp_path, 5)
     with EvidenceLog(tmp_path) as log:
         with pytest.raises(VerificationError, match=r"root at size 5 is .* checkpoint says 00"):
             log.check(5, bytes(32))
@@ -177,12 +150,12 @@ def test_check_refuses_a_wrong_root_and_a_short_log(tmp_path: Path) -> None:
 
 
 def test_a_flip_after_the_seal_is_found_by_the_next_check(tmp_path: Path) -> None:
-    _, root = _make(tmp_path, 10)
+    _, root = make_log(tmp_path, 10)
     with EvidenceLog(tmp_path) as log:
         log.check(10, root)
     path = tmp_path / "entries.bin"
     data = bytearray(path.read_bytes())
-    data[_spans(bytes(data))[4][0] + HEADER + 2] ^= 0x01
+    data[record_spans(bytes(data))[4][0] + HEADER + 2] ^= 0x01
     path.write_bytes(bytes(data))
     with (
         EvidenceLog(tmp_path, checkpoint_size=10) as log,  # opening alone does not see it
@@ -194,7 +167,7 @@ def test_a_flip_after_the_seal_is_found_by_the_next_check(tmp_path: Path) -> Non
 # Any bit flipped anywhere in a sealed log's data file is refused by the check (the property
 # the cheap path must keep: it may never trust bytes that changed since they were verified).
 SEALED = tempfile.mkdtemp(prefix="pollwatch-sealed-")
-SEALED_ENTRIES, SEALED_ROOT = _make(Path(SEALED), 9)
+SEALED_ENTRIES, SEALED_ROOT = make_log(Path(SEALED), 9)
 with EvidenceLog(SEALED) as _log:
     _log.check(9, SEALED_ROOT)
 SEALED_FILES = _snapshot(Path(SEALED))
@@ -221,10 +194,10 @@ def test_any_bit_flip_in_a_sealed_log_is_refused(bit: int) -> None:
 
 
 def test_inspection_names_a_flipped_entry_and_what_it_should_hash_to(tmp_path: Path) -> None:
-    entries, _ = _make(tmp_path, 8)
+    entries, _ = make_log(tmp_path, 8)
     path = tmp_path / "entries.bin"
     data = bytearray(path.read_bytes())
-    start, _ = _spans(bytes(data))[5]
+    start, _ = record_spans(bytes(data))[5]
     data[start + HEADER + 1] ^= 0x20
     path.write_bytes(bytes(data))
     before = _snapshot(tmp_path)
@@ -242,16 +215,16 @@ def test_inspection_names_a_flipped_entry_and_what_it_should_hash_to(tmp_path: P
 
 
 def test_inspection_reports_truncation_and_leftovers(tmp_path: Path) -> None:
-    _make(tmp_path, 6)
+    make_log(tmp_path, 6)
     data = (tmp_path / "entries.bin").read_bytes()
-    (tmp_path / "entries.bin").write_bytes(data[: _spans(data)[3][1] + 7])
+    (tmp_path / "entries.bin").write_bytes(data[: record_spans(data)[3][1] + 7])
     inspection = inspect_log(tmp_path)
     assert (inspection.entries, inspection.index_entries, inspection.missing_from) == (4, 6, 4)
 
     other = tmp_path / "other"
-    _make(other, 3)
+    make_log(other, 3)
     with (other / "entries.bin").open("ab") as handle:
-        handle.write(_record(b"whole, never indexed") + b"\x00\x00\x01")
+        handle.write(record(b"whole, never indexed") + b"\x00\x00\x01")
     with (other / "entries.idx").open("ab") as handle:
         handle.write(b"\x00" * 11)
     inspection = inspect_log(other)

@@ -22,6 +22,7 @@ from pollwatch.results.importers import get_importer
 from pollwatch.results.importers.mapping import load_mapping, shipped_mappings
 from pollwatch.results.model import Election
 from tests.conftest import mirror_file
+from tests.importers.mapping_docs import docs_example
 
 IMPORTER = get_importer("mapping")
 
@@ -162,17 +163,9 @@ def test_unknown_shipped_name_suggests_a_close_one(tmp_path: Path) -> None:
         load_mapping(tmp_path)
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "mapping-files.md"
-
-
 def test_annotated_example_of_the_docs_reads_as_described(tmp_path: Path) -> None:
-    if not DOCS.is_file():
-        pytest.skip("docs/mapping-files.md is not in this tree")
-    text = DOCS.read_text(encoding="utf-8")
-    table_text = text.split("```text\nFreedonia", 1)[1].split("```", 1)[0]
-    mapping_text = text.split("```toml\n", 1)[1].split("```", 1)[0]
-    data = write(tmp_path, "freedonia.csv", "Freedonia" + table_text)
-    election = read(data, mapping_text)
+    data, mapping, _ = docs_example(tmp_path)
+    election = IMPORTER.read(data, mapping=mapping)
     assert len(election) == 5
     assert election.totals() == {"Firefly": 910, "Sylvania First": 808}
     stations = election.stations.sort("station_id")
@@ -198,58 +191,49 @@ def test_typo_in_a_key_names_file_line_and_suggestion(tmp_path: Path) -> None:
     assert f"{mapping}:2:" in message  # the file and the line of the typo
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (("[candidates]", "[candidate]"), "did you mean 'candidates'"),
-        (('kind = "general"', 'knd = "general"'), "did you mean 'kind'"),
-        (('invalid = "Invalid"', 'invalids = "Invalid"'), "did you mean 'invalid'"),
-        (('from = "Firefly"', 'form = "Firefly"'), "did you mean 'from'"),
-        (('abroad = "abroad" }', 'abroad = "abroad" }, defualt = "unknown"'), "'default'"),
-    ],
-)
-def test_unknown_keys_everywhere_are_refused(
-    tmp_path: Path, change: tuple[str, str], expected: str
-) -> None:
-    text = BASE_TOML.replace(*change)
-    assert text != BASE_TOML
-    with pytest.raises(MappingError, match=expected):
-        load_mapping(write(tmp_path, "m.toml", text))
+#: (text replaced in BASE_TOML, what the error says): a misspelt key is named with its fix
+UNKNOWN_KEYS = [
+    (("[candidates]", "[candidate]"), "did you mean 'candidates'"),
+    (('kind = "general"', 'knd = "general"'), "did you mean 'kind'"),
+    (('invalid = "Invalid"', 'invalids = "Invalid"'), "did you mean 'invalid'"),
+    (('from = "Firefly"', 'form = "Firefly"'), "did you mean 'from'"),
+    (('abroad = "abroad" }', 'abroad = "abroad" }, defualt = "unknown"'), "'default'"),
+]
+
+#: (text replaced in BASE_TOML, what the error says): wrong types and values
+WRONG_VALUES = [
+    (('separator = ";"', "separator = 59"), "source.separator: expected a string"),
+    (('separator = ";"', 'separator = ";;"'), "expected one character"),
+    (('na_values = ["-"]', 'na_values = "-"'), "expected a list of strings"),
+    (('country = "XF"', 'country = "Freedonia"'), "not an ISO 3166-1 alpha-2 code"),
+    (('date = "2031-04-01"', 'date = "1 April 2031"'), "is not a date"),
+    (('kind = "general"', 'kind = "general"\nround = "one"'), "expected a whole number"),
+    (('regular = "ordinary"', 'regular = "normal"'), "'normal' is not a station kind"),
+    (('station_id = ["Province", "Commune", "Station"]', "station_id = 3"), "got a number"),
+    (('from = "Firefly"', 'from = "Firefly"\nmatches = "F"'), "exactly one of"),
+    (('to = "Sylvania First"', ""), "'from' needs 'to'"),
+    (("[source]", '[source]\nformat = "xlsx"'), "unknown format 'xlsx'"),
+    (("[source]", '[source]\nencoding = "klingon"'), "unknown encoding"),
+    (("[source]", '[source]\nformat = "excel"'), "applies to csv sources"),
+    (("[source]", '[source]\nsheet = "Results"'), "applies to excel sources"),
+    (("[candidates]", '[rows]\nexclude = { column = "X" }\n[candidates]'), "exactly one of"),
+    (
+        ("[candidates]", '[rows]\nexclude = { column = "X", matches = "(" }\n[candidates]'),
+        "not a valid regular expression",
+    ),
+    (('country = "XF"\n', ""), "missing key country"),
+    (('station_id = ["Province", "Commune", "Station"]\n', ""), "missing key station_id"),
+    (
+        ('region = "Province"', 'region = { column = "Province", default = "x" }'),
+        "only applies with values",
+    ),
+    (("[election]", "[election]\nstation_id = 1"), "unknown key 'station_id'"),
+    (("[columns]", "[columns"), "not valid TOML"),
+]
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (('separator = ";"', "separator = 59"), "source.separator: expected a string"),
-        (('separator = ";"', 'separator = ";;"'), "expected one character"),
-        (('na_values = ["-"]', 'na_values = "-"'), "expected a list of strings"),
-        (('country = "XF"', 'country = "Freedonia"'), "not an ISO 3166-1 alpha-2 code"),
-        (('date = "2031-04-01"', 'date = "1 April 2031"'), "is not a date"),
-        (('kind = "general"', 'kind = "general"\nround = "one"'), "expected a whole number"),
-        (('regular = "ordinary"', 'regular = "normal"'), "'normal' is not a station kind"),
-        (('station_id = ["Province", "Commune", "Station"]', "station_id = 3"), "got a number"),
-        (('from = "Firefly"', 'from = "Firefly"\nmatches = "F"'), "exactly one of"),
-        (('to = "Sylvania First"', ""), "'from' needs 'to'"),
-        (("[source]", '[source]\nformat = "xlsx"'), "unknown format 'xlsx'"),
-        (("[source]", '[source]\nencoding = "klingon"'), "unknown encoding"),
-        (("[source]", '[source]\nformat = "excel"'), "applies to csv sources"),
-        (("[source]", '[source]\nsheet = "Results"'), "applies to excel sources"),
-        (("[candidates]", '[rows]\nexclude = { column = "X" }\n[candidates]'), "exactly one of"),
-        (
-            ("[candidates]", '[rows]\nexclude = { column = "X", matches = "(" }\n[candidates]'),
-            "not a valid regular expression",
-        ),
-        (('country = "XF"\n', ""), "missing key country"),
-        (('station_id = ["Province", "Commune", "Station"]\n', ""), "missing key station_id"),
-        (
-            ('region = "Province"', 'region = { column = "Province", default = "x" }'),
-            "only applies with values",
-        ),
-        (("[election]", "[election]\nstation_id = 1"), "unknown key 'station_id'"),
-        (("[columns]", "[columns"), "not valid TOML"),
-    ],
-)
-def test_wrong_types_and_values_are_refused(
+@pytest.mark.parametrize(("change", "expected"), UNKNOWN_KEYS + WRONG_VALUES)
+def test_unknown_keys_and_wrong_values_are_refused(
     tmp_path: Path, change: tuple[str, str], expected: str
 ) -> None:
     text = BASE_TOML.replace(*change)

@@ -25,6 +25,7 @@ from pollwatch.results.importers import get_importer
 from pollwatch.results.importers.mapping import load_mapping
 from pollwatch.results.model import Election
 from tests.conftest import mirror_file
+from tests.importers.mapping_docs import docs_example
 
 IMPORTER = get_importer("mapping")
 
@@ -572,18 +573,10 @@ def test_quoted_model_name_means_the_source_column(tmp_path: Path) -> None:
     assert election.stations["invalid"].to_list() == [None]  # not mapped: the model has none
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "mapping-files.md"
-
-
 def test_annotated_example_of_the_docs_checks_valid_against_its_formula(tmp_path: Path) -> None:
-    if not DOCS.is_file():
-        pytest.skip("docs/mapping-files.md is not in this tree")
-    text = DOCS.read_text(encoding="utf-8")
-    table_text = text.split("```text\nFreedonia", 1)[1].split("```", 1)[0]
-    mapping_text = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    data, mapping, mapping_text = docs_example(tmp_path)
     assert 'valid = "sum of the candidates"' in mapping_text.split("\n[derived]")[1]
-    data = write(tmp_path, "freedonia.csv", "Freedonia" + table_text)
-    election = IMPORTER.read(data, mapping=write(tmp_path, "freedonia.toml", mapping_text))
+    election = IMPORTER.read(data, mapping=mapping)
     record = election.meta.definitions[DERIVED_CHECK_PREFIX + "valid"]
     # 5 stations, one without numbers: the 4 others agree with Firefly + Sylvania First
     assert "disagrees with it at 0 of 4 stations where both are known" in record

@@ -279,6 +279,17 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [make_clip(folder / f"clip{n}.mp4", offset=n * 3) for n in range(3)]
 
 
+def playback_custody(archive: EvidenceArchive, action: str | None = None) -> list[dict[str, Any]]:
+    """Playback custody entries (access/playback and denied) read straight from the log."""
+    return [
+        entry
+        for _, entry in archive.entries()
+        if entry["kind"] == "custody"
+        and (entry["action"] == "denied" or entry.get("reason") == "playback")
+        and (action is None or entry["action"] == action)
+    ]
+
+
 @dataclass
 class Site:
     """The app over an archive with stations N-1 (north) and S-1 (south), users and tokens."""
@@ -300,14 +311,7 @@ class Site:
             return handle.read()
 
     def custody(self, action: str | None = None) -> list[dict[str, Any]]:
-        """Playback custody entries (access/playback and denied) read straight from the log."""
-        return [
-            entry
-            for _, entry in self.archive.entries()
-            if entry["kind"] == "custody"
-            and (entry["action"] == "denied" or entry.get("reason") == "playback")
-            and (action is None or entry["action"] == action)
-        ]
+        return playback_custody(self.archive, action)
 
 
 @pytest.fixture

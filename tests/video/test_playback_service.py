@@ -30,7 +30,15 @@ from pollwatch.video.playback import (
 )
 from pollwatch.video.policy import Policy
 
-from .conftest import ABROAD, NATIONAL, PASSWORD, POLICY, USERS, SegmentWriter
+from .conftest import (
+    ABROAD,
+    NATIONAL,
+    PASSWORD,
+    POLICY,
+    USERS,
+    SegmentWriter,
+    playback_custody,
+)
 
 PROXY = "10.9.9.9"  # the policy's one trusted proxy
 
@@ -63,13 +71,7 @@ class Service:
         )
 
     def custody(self, action: str | None = None) -> list[dict[str, Any]]:
-        return [
-            entry
-            for _, entry in self.archive.entries()
-            if entry["kind"] == "custody"
-            and (entry["action"] == "denied" or entry.get("reason") == "playback")
-            and (action is None or entry["action"] == action)
-        ]
+        return playback_custody(self.archive, action)
 
 
 @pytest.fixture

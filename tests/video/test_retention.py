@@ -14,7 +14,7 @@ from pollwatch.errors import VideoError
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.evidence.bundle import TrustStore, verify_bundle
 from pollwatch.evidence.objects import FilesystemBackend, ObjectBackend
-from pollwatch.video.retention import export_window, parse_window, storage_report
+from pollwatch.video.retention import WindowExport, export_window, parse_window, storage_report
 from pollwatch.video.segments import VideoIndex
 
 # (station, camera, sequence, start, end) of the recorded originals
@@ -149,12 +149,9 @@ def test_storage_command(home: Path, clips: list[Path], capsys: pytest.CaptureFi
 # --- court export -----------------------------------------------------------------------------
 
 
-def test_export_holds_exactly_the_overlapping_segments(
-    recorded: tuple[EvidenceArchive, list[str]], tmp_path: Path
-) -> None:
-    archive, shas = recorded
-    bundle = tmp_path / "court.zip"
-    result = export_window(
+def _export_minute(archive: EvidenceArchive, bundle: Path) -> WindowExport:
+    """Export station 77-1 from 08:00:30 to 08:01:30, which overlaps segments 0 and 1."""
+    return export_window(
         archive,
         bundle,
         station="77-1",
@@ -163,6 +160,14 @@ def test_export_holds_exactly_the_overlapping_segments(
         actor="clerk",
         address="local:test",
     )
+
+
+def test_export_holds_exactly_the_overlapping_segments(
+    recorded: tuple[EvidenceArchive, list[str]], tmp_path: Path
+) -> None:
+    archive, shas = recorded
+    bundle = tmp_path / "court.zip"
+    result = _export_minute(archive, bundle)
     assert [s.sha256 for s in result.segments] == shas[:2]
     assert _bundle_items(bundle) == set(shas[:2])  # not segment 2, not the other station's
     report = verify_bundle(bundle, TrustStore(log_keys=(archive.verifier,)))
@@ -203,15 +208,7 @@ def test_export_proves_the_recorder_events_of_the_window(
     inside = event("gap", "cam-1", "2026-11-28T08:01:10.000Z", "2026-11-28T08:01:20.000Z")
     outside = event("gap", "cam-1", "2026-11-28T08:05:00.000Z", "2026-11-28T08:06:00.000Z")
     bundle = tmp_path / "court.zip"
-    result = export_window(
-        archive,
-        bundle,
-        station="77-1",
-        since="2026-11-28T08:00:30Z",
-        until="2026-11-28T08:01:30Z",
-        actor="clerk",
-        address="local:test",
-    )
+    result = _export_minute(archive, bundle)
     assert [s.sha256 for s in result.segments] == shas[:2]
     assert [e.index for e in result.events] == [inside]
     with zipfile.ZipFile(bundle) as handle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -247,6 +248,14 @@ def _audit(ctx: typer.Context) -> AuditLog:
     return AuditLog(EvidenceArchive(_settings(ctx).evidence_dir))
 
 
+def _window(start: str | None, end: str | None) -> dict[str, datetime | None]:
+    """The --start and --end times, as the ``start``/``end`` arguments of the audit queries."""
+    return {
+        "start": parse_time(start) if start else None,
+        "end": parse_time(end) if end else None,
+    }
+
+
 StartOption = Annotated[str | None, typer.Option(help="From this time (ISO 8601).")]
 EndOption = Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV.")]
@@ -263,8 +272,7 @@ def audit_watched(
     """Who watched a station: user, role, address, time, segment, copy."""
     rows = _audit(ctx).who_watched(
         station,
-        start=parse_time(start) if start else None,
-        end=parse_time(end) if end else None,
+        **_window(start, end),
     )
     columns = ["time", "user", "role", "address", "segment", "camera", "copy", "range"]
     _audit_output([r.to_dict() for r in rows], columns, as_csv)
@@ -278,8 +286,7 @@ def audit_origins(
     policy = load_policy(_settings(ctx))
     rows = _audit(ctx).by_origin(
         named=policy.network_name,
-        start=parse_time(start) if start else None,
-        end=parse_time(end) if end else None,
+        **_window(start, end),
     )
     columns = ["network", "role", "viewings", "users", "segments", "stations", "first", "last"]
     _audit_output([r.to_dict() for r in rows], columns, as_csv)
@@ -296,8 +303,7 @@ def audit_denied(
     """Denied playback requests: who, from where, which segment, which rule."""
     rows = _audit(ctx).denied(
         station=station,
-        start=parse_time(start) if start else None,
-        end=parse_time(end) if end else None,
+        **_window(start, end),
     )
     columns = ["time", "user", "role", "address", "station", "segment", "copy", "reason"]
     columns.append("suppressed")  # a rate-limited row: the denials it stands for

@@ -682,11 +682,8 @@ def _bundled_key(read: Any) -> Verifier:
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _member_sha256(bundle: zipfile.ZipFile, name: str) -> str:

@@ -158,6 +158,28 @@ def _b64decode_canonical(text: str) -> bytes | None:
     return raw
 
 
+def _key_fields(hex_id: str, key64: str, what: str, material: str, hint: str) -> tuple[int, bytes]:
+    """The key type and key bytes of a key string's ``<hex key ID>`` and ``<base64>`` fields.
+
+    Checks the key ID is 8 hex digits (never quoted: in a garbled signer key it may be secret),
+    the base64 is canonical, the type supported and the key 32 bytes; ``what`` names the key in
+    the messages and ``material`` what the bytes are (``"public key"``, ``"seed"``).
+    """
+    if not _HEX8.fullmatch(hex_id):
+        raise EvidenceError(f"malformed {what}: key ID is not 8 hex digits", hint=hint)
+    raw = _b64decode_canonical(key64)
+    if raw is None or len(raw) < 2:
+        raise EvidenceError(f"malformed {what}: key material is not base64", hint=hint)
+    key_type, key = raw[0], raw[1:]
+    _check_key_type(key_type, what)
+    if len(key) != _ED25519_KEY_SIZE:
+        raise EvidenceError(
+            f"malformed {what}: {material} is {len(key)} bytes, expected {_ED25519_KEY_SIZE}",
+            hint=hint,
+        )
+    return key_type, key
+
+
 def key_id(name: str, key_type: int, public_key: bytes) -> int:
     """The 4-byte key ID of a key, as a uint32 (c2sp.org/signed-note, "Signatures").
 
@@ -232,25 +254,9 @@ class Verifier:
                 f"malformed verifier key {shown!r}: invalid key name {name!r}",
                 hint=_KEY_FORMAT_HINT,
             )
-        if not _HEX8.fullmatch(hex_id):
-            raise EvidenceError(
-                f"malformed verifier key {shown!r}: key ID {hex_id!r} is not 8 hex digits",
-                hint=_KEY_FORMAT_HINT,
-            )
-        raw = _b64decode_canonical(key64)
-        if raw is None or len(raw) < 2:
-            raise EvidenceError(
-                f"malformed verifier key {shown!r}: key material is not base64",
-                hint=_KEY_FORMAT_HINT,
-            )
-        key_type, public_key = raw[0], raw[1:]
-        _check_key_type(key_type, f"verifier key {shown!r}")
-        if len(public_key) != _ED25519_KEY_SIZE:
-            raise EvidenceError(
-                f"malformed verifier key {shown!r}: public key is {len(public_key)} bytes, "
-                f"expected {_ED25519_KEY_SIZE}",
-                hint=_KEY_FORMAT_HINT,
-            )
+        key_type, public_key = _key_fields(
+            hex_id, key64, f"verifier key {shown!r}", "public key", _KEY_FORMAT_HINT
+        )
         verifier = cls(name, public_key, key_type)
         if int(hex_id, 16) != verifier.key_id:
             raise EvidenceError(
@@ -345,25 +351,9 @@ class Signer:
             raise EvidenceError(
                 f"malformed signer key: invalid key name {name!r}", hint=_SIGNER_FORMAT_HINT
             )
-        if not _HEX8.fullmatch(hex_id):
-            raise EvidenceError(
-                f"malformed signer key for {name}: key ID is not 8 hex digits",
-                hint=_SIGNER_FORMAT_HINT,
-            )
-        raw = _b64decode_canonical(key64)
-        if raw is None or len(raw) < 2:
-            raise EvidenceError(
-                f"malformed signer key for {name}: key material is not base64",
-                hint=_SIGNER_FORMAT_HINT,
-            )
-        key_type, seed = raw[0], raw[1:]
-        _check_key_type(key_type, f"signer key for {name}")
-        if len(seed) != _ED25519_KEY_SIZE:
-            raise EvidenceError(
-                f"malformed signer key for {name}: seed is {len(seed)} bytes, expected "
-                f"{_ED25519_KEY_SIZE}",
-                hint=_SIGNER_FORMAT_HINT,
-            )
+        key_type, seed = _key_fields(
+            hex_id, key64, f"signer key for {name}", "seed", _SIGNER_FORMAT_HINT
+        )
         signer = cls(name, seed, key_type)
         if int(hex_id, 16) != signer.key_id:
             raise EvidenceError(

@@ -102,13 +102,9 @@ _PKI_FAILURES = {
 
 
 @dataclass(frozen=True)
-class TimestampToken:
-    """A time-stamp token as received, read but not verified (use :func:`verify_timestamp`).
+class _TstInfoFields:
+    """What a token's ``TSTInfo`` states (RFC 3161 §2.4.2), read by :func:`_tst_fields`."""
 
-    ``der`` is the DER ``ContentInfo`` to store; the other fields are read from its ``TSTInfo``.
-    """
-
-    der: bytes
     gen_time: datetime
     serial: int
     tsa_name: str | None
@@ -116,6 +112,16 @@ class TimestampToken:
     digest: bytes
     hash_algorithm: str
     nonce: int | None
+
+
+@dataclass(frozen=True)
+class TimestampToken(_TstInfoFields):
+    """A time-stamp token as received, read but not verified (use :func:`verify_timestamp`).
+
+    ``der`` is the DER ``ContentInfo`` to store; the other fields are read from its ``TSTInfo``.
+    """
+
+    der: bytes
 
     @classmethod
     def from_der(cls, der: bytes) -> TimestampToken:
@@ -125,7 +131,7 @@ class TimestampToken:
 
 
 @dataclass(frozen=True)
-class TimestampInfo:
+class TimestampInfo(_TstInfoFields):
     """What a verified token states: the TSA time for a SHA-256 digest, and who signed it.
 
     ``accuracy_seconds`` is the TSA's stated accuracy (None when not given).
@@ -133,13 +139,6 @@ class TimestampInfo:
     ``trust_anchor`` is the subject of the trusted certificate that vouched for it.
     """
 
-    gen_time: datetime
-    serial: int
-    tsa_name: str | None
-    policy: str
-    digest: bytes
-    hash_algorithm: str
-    nonce: int | None
     accuracy_seconds: float | None
     signer_subject: str
     signer_certificate_sha256: str

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -342,6 +342,24 @@ class _Parser:
             f"{where}: {label}: {message}" if label else f"{where}: {message}", hint=hint
         )
 
+    def refuse_unknown_keys(
+        self,
+        table: Mapping[str, Any],
+        known: Collection[str],
+        takes: str,
+        *,
+        rule: int | None = None,
+    ) -> None:
+        """Fail on the first key of ``table`` not in ``known``; the hint is ``takes`` + the keys."""
+        for key in table:
+            if key not in known:
+                raise self.fail(
+                    f"unknown key {key!r}",
+                    f"{takes} {', '.join(sorted(known))}",
+                    rule=rule,
+                    key=key,
+                )
+
     def _locate(self, section: str | None, rule: int | None, key: str | None) -> int | None:
         """The 1-based line of a key (in a table, in the n-th ``[[rules]]``, or top-level)."""
         start = 0
@@ -379,13 +397,7 @@ class _Parser:
                 f"{self.source}: not valid TOML: {exc}",
                 hint="fix the syntax at that line (see docs/video-access.md for an example)",
             ) from None
-        for key in document:
-            if key not in _TOP_KEYS:
-                raise self.fail(
-                    f"unknown key {key!r}",
-                    f"top-level keys are {', '.join(sorted(_TOP_KEYS))}",
-                    key=key,
-                )
+        self.refuse_unknown_keys(document, _TOP_KEYS, "top-level keys are")
         version = document.get("version", 1)
         if version != 1:
             raise self.fail(f"unsupported version {version!r}", "use version = 1", key="version")
@@ -541,14 +553,7 @@ class _Parser:
         networks: Mapping[str, tuple[Network, ...]],
         close: datetime | None,
     ) -> Rule:
-        for key in raw:
-            if key not in _RULE_KEYS:
-                raise self.fail(
-                    f"unknown key {key!r}",
-                    f"a rule takes {', '.join(sorted(_RULE_KEYS))}",
-                    rule=number,
-                    key=key,
-                )
+        self.refuse_unknown_keys(raw, _RULE_KEYS, "a rule takes", rule=number)
         name = raw.get("name", f"rule-{number + 1}")
         if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
             raise self.fail(

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pollwatch.errors import CountError, InputError, PollwatchError
+from pollwatch.errors import ColumnError, CountError, InputError, PollwatchError
 from pollwatch.results.importers._tables import parse_counts
 from pollwatch.results.importers.base import slugify
 from pollwatch.results.model import RESERVED_COLUMNS, Candidate
@@ -55,11 +55,13 @@ __all__ = [
     "office_kind",
     "office_slug",
     "option_all",
+    "option_slugs",
     "parse_float_option",
     "parse_signed_counts",
     "pseudo_precinct_expr",
     "require_single",
     "row_role_expr",
+    "select_district_and_party",
     "select_rows",
     "tally",
     "truthy_expr",
@@ -195,26 +197,19 @@ def row_role_expr(name: pl.Expr) -> pl.Expr:
     )
 
 
+def _precinct_matches(column: str, regex: str) -> pl.Expr:
+    """True where the stripped precinct name in ``column`` matches ``regex``; False on null."""
+    return pl.col(column).cast(pl.String).str.strip_chars().str.contains(regex).fill_null(False)
+
+
 def pseudo_precinct_expr(column: str) -> pl.Expr:
     """True where the precinct name marks a county-level catch-all (see the patterns)."""
-    return (
-        pl.col(column)
-        .cast(pl.String)
-        .str.strip_chars()
-        .str.contains(PSEUDO_PRECINCT_REGEX)
-        .fill_null(False)
-    )
+    return _precinct_matches(column, PSEUDO_PRECINCT_REGEX)
 
 
 def abroad_precinct_expr(column: str) -> pl.Expr:
     """True where the precinct name marks overseas (UOCAVA) ballots."""
-    return (
-        pl.col(column)
-        .cast(pl.String)
-        .str.strip_chars()
-        .str.contains(ABROAD_PRECINCT_REGEX)
-        .fill_null(False)
-    )
+    return _precinct_matches(column, ABROAD_PRECINCT_REGEX)
 
 
 def parse_float_option(options: Mapping[str, str], key: str, default: float) -> float:
@@ -346,6 +341,63 @@ def require_single(
             hint=f"{what}s (rows): {value_listing(frame, column)}; pass --option {option}=VALUE "
             f"(or {option}=all to import them together)",
         )
+
+
+def select_district_and_party(
+    frame: pl.DataFrame,
+    options: Mapping[str, str],
+    *,
+    office: str,
+    district_column: str | None,
+    party_column: str | None,
+    where: str,
+    filters: list[str],
+) -> pl.DataFrame:
+    """The rows of the contest that the ``district`` and ``party`` options choose.
+
+    Each choice is added to ``filters``. Without a district option the rows of an office other
+    than president must hold one district: presidential rows may carry congressional districts
+    (Maine, Nebraska), one contest all the same, but other offices with several districts are
+    several contests. A party option needs a party column (``None``: the file has none).
+    """
+    district = options.get("district")
+    if district_column is not None:
+        if district is not None and not option_all(district):
+            frame = select_rows(
+                frame,
+                district_column,
+                district,
+                where=where,
+                option="district",
+                what="district",
+                compare="district",
+            )
+            filters.append(f"district = {district!r}")
+        elif district is None and office_kind(office) != "presidential":
+            require_single(frame, district_column, where=where, option="district", what="district")
+    party = options.get("party")
+    if party is not None and not option_all(party):
+        if party_column is None:
+            raise ColumnError(
+                "option party given but the file has no party column",
+                path=where,
+                hint="drop --option party",
+            )
+        frame = select_rows(frame, party_column, party, where=where, option="party", what="party")
+        filters.append(f"party = {party!r}")
+    return frame
+
+
+def option_slugs(options: Mapping[str, str]) -> list[str]:
+    """The election-id parts of a chosen district and party (``district-3``, ``rep``)."""
+    parts = []
+    district = options.get("district")
+    if district and not option_all(district):
+        parts.append(f"district-{district.strip().lower()}")
+    party = options.get("party")
+    if party and not option_all(party):
+        parts.append(party.strip().lower())
+    return parts
 
 
 def us_general_election_date(year: int) -> str:

@@ -5,7 +5,9 @@ An importer turns a source file into an :class:`~pollwatch.results.model.Electio
 * ``detect(path) -> float`` says how confident it is (0 to 1) that it can read the file; it
   only peeks, and never raises.
 * ``read(path, *, mapping=None, options=None) -> Election`` reads it, or raises a
-  :class:`~pollwatch.errors.PollwatchError` naming file, row and column.
+  :class:`~pollwatch.errors.PollwatchError` naming file, row and column; it refuses options
+  not in ``known_options`` and hands the rest to ``read_file(path, options, mapping)``, the
+  method an importer implements.
 * ``example(folder) -> Example`` writes a small valid file in its format and says what reading
   it must give; the conformance suite uses it, and it documents the format by example.
 
@@ -66,7 +68,9 @@ class Importer(ABC):
     def detect(self, path: Path) -> float:
         """Confidence in [0, 1] that this importer reads ``path``; never raises."""
 
-    @abstractmethod
+    #: option name -> what it sets; ``read`` refuses any other option
+    known_options: ClassVar[Mapping[str, str]] = {}
+
     def read(
         self,
         path: Path,
@@ -77,8 +81,15 @@ class Importer(ABC):
         """Read ``path`` into an election; raise a PollwatchError on bad input.
 
         ``options`` are importer-specific settings (``pollwatch import --option KEY=VALUE``);
-        an unknown option is an error, not silently ignored.
+        an option not in :attr:`known_options` is an error, not silently ignored. The checked
+        options go to :meth:`read_file`, which each importer implements.
         """
+        checked = check_options(options, self.known_options, self.name)
+        return self.read_file(Path(path), checked, mapping)
+
+    @abstractmethod
+    def read_file(self, path: Path, options: dict[str, str], mapping: Path | None) -> Election:
+        """Read ``path`` with ``options`` already checked against :attr:`known_options`."""
 
     @abstractmethod
     def example(self, folder: Path) -> Example:

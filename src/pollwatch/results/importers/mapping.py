@@ -64,7 +64,7 @@ from pollwatch.results.importers._tables import (
     sha256_file,
     table_row_budget,
 )
-from pollwatch.results.importers.base import IMPORTERS, Example, Importer, check_options, slugify
+from pollwatch.results.importers.base import IMPORTERS, Example, Importer, slugify
 from pollwatch.results.model import (
     COUNT_COLUMNS,
     RESERVED_COLUMNS,
@@ -1781,15 +1781,8 @@ class MappingImporter(Importer):
         """Never chosen by detection: a mapping is what makes a table readable."""
         return 0.0
 
-    def read(
-        self,
-        path: Path,
-        *,
-        mapping: Path | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> Election:
+    def read_file(self, path: Path, options: dict[str, str], mapping: Path | None) -> Election:
         """Read ``path`` with ``mapping``: a TOML file, or the name of a shipped mapping."""
-        check_options(options, {}, self.name)
         if mapping is None:
             raise PollwatchError(
                 "the mapping importer needs a mapping file",
@@ -1797,7 +1790,6 @@ class MappingImporter(Importer):
                 f"({', '.join(shipped_mappings()) or 'none'})",
             )
         table_mapping = load_mapping(mapping)
-        path = Path(path)
         frame, where, first_row = _read_table(path, table_mapping.source)
         return _Reader(table_mapping, frame, where, first_row).run(path)
 

@@ -59,11 +59,13 @@ from pollwatch.results.importers._long import (
     office_kind,
     office_slug,
     option_all,
+    option_slugs,
     parse_float_option,
     parse_signed_counts,
     pseudo_precinct_expr,
     require_single,
     row_role_expr,
+    select_district_and_party,
     select_rows,
     tally,
     truthy_expr,
@@ -77,7 +79,7 @@ from pollwatch.results.importers._tables import (
     read_source_bytes,
     sha256_file,
 )
-from pollwatch.results.importers.base import IMPORTERS, Example, Importer, check_options
+from pollwatch.results.importers.base import IMPORTERS, Example, Importer
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
 
 __all__ = ["MedslImporter"]
@@ -122,229 +124,35 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "date": ("date",),
 }
 
+# state, county fips, county, jurisdiction, precinct
+_WARD_1 = ("VT", "50007", "Chittenden County", "Burlington", "Ward 1")
+_WARD_2 = ("VT", "50007", "Chittenden County", "Burlington", "Ward 2")
+_DISTRICT_1 = ("MD", "24001", "Allegany County", "Allegany County", "Election District 1")
+_COUNTY_TOTAL = ("MD", "24001", "Allegany County", "Allegany County", "Total")
+# candidate, candidate_normalized, party, writein
+_CLINTON = ("Hillary Clinton", "clinton", "democratic", "FALSE")
+_TRUMP = ("Donald Trump", "trump", "republican", "FALSE")
+_SANDERS = ("Bernie Sanders", "sanders", "", "TRUE")
+
 _EXAMPLE_ROWS: tuple[tuple[str, ...], ...] = (
-    # state, fips, county, jurisdiction, precinct, candidate, normalised, party, writein, mode, v
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 1",
-        "Hillary Clinton",
-        "clinton",
-        "democratic",
-        "FALSE",
-        "election day",
-        "610",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 1",
-        "Hillary Clinton",
-        "clinton",
-        "democratic",
-        "FALSE",
-        "absentee",
-        "95",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 1",
-        "Donald Trump",
-        "trump",
-        "republican",
-        "FALSE",
-        "election day",
-        "180",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 1",
-        "Donald Trump",
-        "trump",
-        "republican",
-        "FALSE",
-        "absentee",
-        "20",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 1",
-        "Bernie Sanders",
-        "sanders",
-        "",
-        "TRUE",
-        "election day",
-        "44",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 1",
-        "[Write-in]",
-        "in",
-        "",
-        "TRUE",
-        "election day",
-        "3",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 2",
-        "Hillary Clinton",
-        "clinton",
-        "democratic",
-        "FALSE",
-        "total",
-        "540",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 2",
-        "Donald J. Trump",
-        "trump",
-        "republican",
-        "FALSE",
-        "total",
-        "260",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 2",
-        "Bernie Sanders",
-        "sanders",
-        "",
-        "TRUE",
-        "total",
-        "31",
-    ),
-    (
-        "VT",
-        "50007",
-        "Chittenden County",
-        "Burlington",
-        "Ward 2",
-        "Rocky De La Fuente",
-        "fuente",
-        "american delta",
-        "FALSE",
-        "total",
-        "1",
-    ),
-    (
-        "MD",
-        "24001",
-        "Allegany County",
-        "Allegany County",
-        "Election District 1",
-        "Hillary Clinton",
-        "clinton",
-        "democratic",
-        "FALSE",
-        "election day",
-        "210",
-    ),
-    (
-        "MD",
-        "24001",
-        "Allegany County",
-        "Allegany County",
-        "Election District 1",
-        "Donald Trump",
-        "trump",
-        "republican",
-        "FALSE",
-        "election day",
-        "655",
-    ),
-    (
-        "MD",
-        "24001",
-        "Allegany County",
-        "Allegany County",
-        "Total",
-        "Hillary Clinton",
-        "clinton",
-        "democratic",
-        "FALSE",
-        "early",
-        "300",
-    ),
-    (
-        "MD",
-        "24001",
-        "Allegany County",
-        "Allegany County",
-        "Total",
-        "Hillary Clinton",
-        "clinton",
-        "democratic",
-        "FALSE",
-        "absentee",
-        "80",
-    ),
-    (
-        "MD",
-        "24001",
-        "Allegany County",
-        "Allegany County",
-        "Total",
-        "Donald Trump",
-        "trump",
-        "republican",
-        "FALSE",
-        "early",
-        "900",
-    ),
-    (
-        "MD",
-        "24001",
-        "Allegany County",
-        "Allegany County",
-        "Total",
-        "Donald Trump",
-        "trump",
-        "republican",
-        "FALSE",
-        "absentee",
-        "150",
-    ),
-    (
-        "MD",
-        "24001",
-        "Allegany County",
-        "Allegany County",
-        "Total",
-        "",
-        "",
-        "",
-        "TRUE",
-        "early",
-        "12",
-    ),
+    # place, candidate, mode, votes
+    (*_WARD_1, *_CLINTON, "election day", "610"),
+    (*_WARD_1, *_CLINTON, "absentee", "95"),
+    (*_WARD_1, *_TRUMP, "election day", "180"),
+    (*_WARD_1, *_TRUMP, "absentee", "20"),
+    (*_WARD_1, *_SANDERS, "election day", "44"),
+    (*_WARD_1, "[Write-in]", "in", "", "TRUE", "election day", "3"),
+    (*_WARD_2, *_CLINTON, "total", "540"),
+    (*_WARD_2, "Donald J. Trump", "trump", "republican", "FALSE", "total", "260"),
+    (*_WARD_2, *_SANDERS, "total", "31"),
+    (*_WARD_2, "Rocky De La Fuente", "fuente", "american delta", "FALSE", "total", "1"),
+    (*_DISTRICT_1, *_CLINTON, "election day", "210"),
+    (*_DISTRICT_1, *_TRUMP, "election day", "655"),
+    (*_COUNTY_TOTAL, *_CLINTON, "early", "300"),
+    (*_COUNTY_TOTAL, *_CLINTON, "absentee", "80"),
+    (*_COUNTY_TOTAL, *_TRUMP, "early", "900"),
+    (*_COUNTY_TOTAL, *_TRUMP, "absentee", "150"),
+    (*_COUNTY_TOTAL, "", "", "", "TRUE", "early", "12"),
 )
 
 
@@ -378,6 +186,7 @@ class MedslImporter(Importer):
         "MIT Election Data and Science Lab precinct returns (US; long CSV, one row per "
         "precinct x candidate x vote mode)"
     )
+    known_options: ClassVar[Mapping[str, str]] = OPTIONS
 
     def detect(self, path: Path) -> float:
         """High confidence for a header with state_postal/state_po, precinct, candidate, votes
@@ -399,23 +208,15 @@ class MedslImporter(Importer):
             return 0.3
         return 0.0
 
-    def read(
-        self,
-        path: Path,
-        *,
-        mapping: Path | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> Election:
+    def read_file(self, path: Path, options: dict[str, str], mapping: Path | None) -> Election:
         """Read a MEDSL precinct file; see the module docstring for every definition."""
-        path = Path(path)
-        given = check_options(options, OPTIONS, self.name)
-        encoding = given.get("encoding", "utf-8")
-        min_share = parse_float_option(given, "min_share", 0.001)
-        min_votes = parse_float_option(given, "min_votes", 0.0)
-        negative = given.get("negative", "keep").strip().lower()
+        encoding = options.get("encoding", "utf-8")
+        min_share = parse_float_option(options, "min_share", 0.001)
+        min_votes = parse_float_option(options, "min_votes", 0.0)
+        negative = options.get("negative", "keep").strip().lower()
         if negative not in {"keep", "clip", "error"}:
             raise PollwatchError(
-                f"option negative={given.get('negative')!r} is not 'keep', 'clip' or 'error'",
+                f"option negative={options.get('negative')!r} is not 'keep', 'clip' or 'error'",
                 hint="negative=keep (default), clip or error",
             )
         data, where = read_source_bytes(path)
@@ -446,7 +247,7 @@ class MedslImporter(Importer):
         )
 
         filters: list[str] = []
-        office = given.get("office", "US President")
+        office = options.get("office", "US President")
         if "office" in cols:
             frame = select_rows(
                 frame,
@@ -458,16 +259,16 @@ class MedslImporter(Importer):
                 compare="office",
             )
             filters.append(f"office = {office!r}")
-        elif "office" in given:
+        elif "office" in options:
             filters.append(f"no office column: every row is taken as {office!r}")
-        if "stage" in cols and not option_all(given.get("stage")):
-            stage = given.get("stage", "gen")
+        if "stage" in cols and not option_all(options.get("stage")):
+            stage = options.get("stage", "gen")
             frame = select_rows(
                 frame, cols["stage"], stage, where=where, option="stage", what="stage"
             )
             filters.append(f"stage = {stage!r}")
-        if "special" in cols and not option_all(given.get("special")):
-            special = given.get("special", "false").strip().lower() in {"true", "t", "1", "yes"}
+        if "special" in cols and not option_all(options.get("special")):
+            special = options.get("special", "false").strip().lower() in {"true", "t", "1", "yes"}
             frame = frame.filter(truthy_expr(pl.col(cols["special"])) == special)
             if frame.height == 0:
                 raise InputError(
@@ -477,41 +278,18 @@ class MedslImporter(Importer):
                     hint="pass --option special=true, false or all",
                 )
             filters.append(f"special = {special}")
-        district = given.get("district")
-        if "district" in cols:
-            if district is not None and not option_all(district):
-                frame = select_rows(
-                    frame,
-                    cols["district"],
-                    district,
-                    where=where,
-                    option="district",
-                    what="district",
-                    compare="district",
-                )
-                filters.append(f"district = {district!r}")
-            elif district is None and office_kind(office) != "presidential":
-                # Presidential rows may carry congressional districts (Maine, Nebraska): one
-                # contest all the same. Other offices with several districts are several
-                # contests.
-                require_single(
-                    frame, cols["district"], where=where, option="district", what="district"
-                )
-        party_option = given.get("party")
-        if party_option is not None and not option_all(party_option):
-            if "party" not in cols:
-                raise ColumnError(
-                    "option party given but the file has no party column",
-                    path=where,
-                    hint="drop --option party",
-                )
-            frame = select_rows(
-                frame, cols["party"], party_option, where=where, option="party", what="party"
-            )
-            filters.append(f"party = {party_option!r}")
+        frame = select_district_and_party(
+            frame,
+            options,
+            office=office,
+            district_column=cols.get("district"),
+            party_column=cols.get("party"),
+            where=where,
+            filters=filters,
+        )
         stage_value = self._single_value(frame, cols.get("stage"))
         primary = stage_value is not None and stage_value.startswith("pri")
-        if primary and party_option is None and "party" in cols:
+        if primary and options.get("party") is None and "party" in cols:
             # A primary holds one contest per party: mixing them would add up rivals of
             # different ballots in one precinct.
             require_single(frame, cols["party"], where=where, option="party", what="party")
@@ -554,7 +332,7 @@ class MedslImporter(Importer):
             path,
             frame,
             cols,
-            given,
+            options,
             result.candidates,
             filters,
             stations,
@@ -668,12 +446,7 @@ class MedslImporter(Importer):
         if year is not None:
             parts.append(str(year))
         parts.append(office_slug(office))
-        district = given.get("district")
-        if district and not option_all(district):
-            parts.append(f"district-{district.strip().lower()}")
-        party = given.get("party")
-        if party and not option_all(party):
-            parts.append(party.strip().lower())
+        parts.extend(option_slugs(given))
         if stage.startswith("pri"):
             parts.append("primary")
         if special:
@@ -726,6 +499,7 @@ class MedslImporter(Importer):
             "municipality": cols.get("jurisdiction", "jurisdiction"),
             "station_name": cols["precinct"],
         }
+        district = given.get("district")
         contest = office + (
             f", district {district}" if district and not option_all(district) else ""
         )

@@ -67,9 +67,11 @@ from pollwatch.results.importers._long import (
     office_kind,
     office_slug,
     option_all,
+    option_slugs,
     pseudo_precinct_expr,
     require_single,
     row_role_expr,
+    select_district_and_party,
     select_rows,
     tally,
     value_listing,
@@ -82,7 +84,7 @@ from pollwatch.results.importers._tables import (
     read_source_bytes,
     sha256_file,
 )
-from pollwatch.results.importers.base import IMPORTERS, Example, Importer, check_options
+from pollwatch.results.importers.base import IMPORTERS, Example, Importer
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
 
 __all__ = ["MODE_COLUMNS", "OpenElectionsImporter", "parse_file_name"]
@@ -305,6 +307,7 @@ class OpenElectionsImporter(Importer):
         "OpenElections precinct CSV (US; county, precinct, office, district, party, candidate, "
         "votes and optional vote-mode columns)"
     )
+    known_options: ClassVar[Mapping[str, str]] = OPTIONS
 
     def detect(self, path: Path) -> float:
         """High confidence for county, precinct, office, candidate, votes without MEDSL columns."""
@@ -322,19 +325,11 @@ class OpenElectionsImporter(Importer):
             return 0.4
         return 0.0
 
-    def read(
-        self,
-        path: Path,
-        *,
-        mapping: Path | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> Election:
+    def read_file(self, path: Path, options: dict[str, str], mapping: Path | None) -> Election:
         """Read an OpenElections precinct file; see the module docstring for the definitions."""
-        path = Path(path)
-        given = check_options(options, OPTIONS, self.name)
         named = parse_file_name(path.name)
         data, where = read_source_bytes(path)
-        frame = read_csv_table(data, where=where, encoding=given.get("encoding", "utf-8"))
+        frame = read_csv_table(data, where=where, encoding=options.get("encoding", "utf-8"))
         lowered = [c.strip().lower() for c in frame.columns]
         if len(set(lowered)) == len(lowered):
             frame = frame.rename(dict(zip(frame.columns, lowered, strict=True)))
@@ -353,14 +348,14 @@ class OpenElectionsImporter(Importer):
         if frame.height == 0:
             raise FormatError("no data rows", path=where, hint="the file has only a header")
         frame = frame.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
-        date = (given.get("date") or named.get("date", "")).strip()
+        date = (options.get("date") or named.get("date", "")).strip()
         if date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
             raise PollwatchError(f"option date={date!r} is not YYYY-MM-DD", hint="date=2016-11-08")
         national = "state" in frame.columns
         if national:
-            frame = self._state_rows(frame, given, where)
+            frame = self._state_rows(frame, options, where)
         count_columns = (["votes"] if "votes" in frame.columns else []) + modes
-        na_values = [v.strip() for v in given.get("na_values", "").split(",") if v.strip()]
+        na_values = [v.strip() for v in options.get("na_values", "").split(",") if v.strip()]
         frame = parse_counts(
             frame, count_columns, where=where, na_values=na_values, line_column="__row"
         )
@@ -403,9 +398,9 @@ class OpenElectionsImporter(Importer):
             ).alias("__aggregate")
         )
 
-        contest, office, filters = self._contest(frame, given, named, where)
+        contest, office, filters = self._contest(frame, options, named, where)
         contest, dropped = self._drop_totals(contest)
-        contest, names = self._candidate_identities(contest, given, where)
+        contest, names = self._candidate_identities(contest, options, where)
         rows = contest.select(
             "station_id",
             pl.col("__row").alias("_row"),
@@ -438,15 +433,15 @@ class OpenElectionsImporter(Importer):
             votes_column="votes",
         )
         stations = result.stations
-        turnout, turnout_notes = self._turnout(frame, given, stations)
+        turnout, turnout_notes = self._turnout(frame, options, stations)
         stations = stations.join(turnout, on="station_id", how="left")
         stations, contest_notes = self._contest_counts(rows, stations)
-        state = (given.get("state") or named.get("state") or "").strip().upper()
+        state = (options.get("state") or named.get("state") or "").strip().upper()
         if state and not re.fullmatch(r"[A-Z]{2}", state):
             raise PollwatchError(
-                f"option state={given.get('state')!r} is not a two-letter code", hint="state=PA"
+                f"option state={options.get('state')!r} is not a two-letter code", hint="state=PA"
             )
-        if state == "US" and not given.get("state"):
+        if state == "US" and not options.get("state"):
             state = ""  # a national file named 'YYYYMMDD__us__...'
         if not national:
             stations = stations.with_columns(pl.lit(state or None, dtype=pl.String).alias("region"))
@@ -486,7 +481,7 @@ class OpenElectionsImporter(Importer):
                 "one column per candidate name (trimmed, case and spacing ignored; "
                 "separate=all), shown by its most frequent spelling with its most frequent "
                 "party; 'Write-ins' lines form one column"
-                if option_all(given.get("separate"))
+                if option_all(options.get("separate"))
                 else "one column per candidate: spellings consolidated by name key (case, "
                 "punctuation, one-letter middle initials, suffixes Jr./Sr./II/III/IV, 'Last, "
                 "First', running mates 'A / B' and common diminutives ignored; a surname alone "
@@ -522,7 +517,7 @@ class OpenElectionsImporter(Importer):
             **self._merge_notes(names, rows, result.stations, result.candidates),
         }
         meta = self._meta(
-            path, named, given, state, office, result.candidates, definitions, national=national
+            path, named, options, state, office, result.candidates, definitions, national=national
         )
         return make_election(meta, stations, where=where)
 
@@ -737,37 +732,19 @@ class OpenElectionsImporter(Importer):
                 exclude=pseudo_listing,
             )
         filters = [f"office = {wanted!r}"]
-        district = given.get("district")
-        if "district" in contest.columns:
-            if district is not None and not option_all(district):
-                contest = select_rows(
-                    contest,
-                    "district",
-                    district,
-                    where=where,
-                    option="district",
-                    what="district",
-                    compare="district",
-                )
-                filters.append(f"district = {district!r}")
-            elif district is None and office_kind(wanted) != "presidential":
-                # Presidential rows may carry congressional districts: one contest all the
-                # same. Other offices with several districts are several contests.
-                require_single(contest, "district", where=where, option="district", what="district")
-        party = given.get("party")
-        if party is not None and not option_all(party):
-            if "party" not in contest.columns:
-                raise ColumnError(
-                    "option party given but the file has no party column",
-                    path=where,
-                    hint="drop --option party",
-                )
-            contest = select_rows(
-                contest, "party", party, where=where, option="party", what="party"
-            )
-            filters.append(f"party = {party!r}")
-        elif (
-            party is None and "primary" in named.get("election", "") and "party" in contest.columns
+        contest = select_district_and_party(
+            contest,
+            given,
+            office=wanted,
+            district_column="district" if "district" in contest.columns else None,
+            party_column="party" if "party" in contest.columns else None,
+            where=where,
+            filters=filters,
+        )
+        if (
+            given.get("party") is None
+            and "primary" in named.get("election", "")
+            and "party" in contest.columns
         ):
             # A primary holds one contest per party: adding up rivals of different ballots in
             # one precinct would be meaningless.
@@ -899,14 +876,10 @@ class OpenElectionsImporter(Importer):
         if election and election != "general":
             parts.append(election.replace("_", "-"))
         parts.append(office_slug(office))
-        district = given.get("district")
-        if district and not option_all(district):
-            parts.append(f"district-{district.strip().lower()}")
-        party = given.get("party")
-        if party and not option_all(party):
-            parts.append(party.strip().lower())
+        parts.extend(option_slugs(given))
         parts.append("openelections")
         election_id = "-".join(p for p in "-".join(parts).split("-") if p)
+        district, party = given.get("district"), given.get("party")
         contest = office
         if district and not option_all(district):
             contest += f", district {district.strip()}"

@@ -63,7 +63,6 @@ from pollwatch.results.importers.base import (
     IMPORTERS,
     Example,
     Importer,
-    check_options,
     slugify,
 )
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
@@ -470,6 +469,7 @@ class RussiaCecImporter(Importer):
         "Russian federal elections by polling station (Kobak/Shpilkin CSV tables from "
         "izbirkom.ru, github.com/dkobak/elections)"
     )
+    known_options: ClassVar[Mapping[str, str]] = OPTIONS
 
     def detect(self, path: Path) -> float:
         """High confidence when the header has region, tik, uik and a registered-voters line."""
@@ -490,16 +490,9 @@ class RussiaCecImporter(Importer):
             return 0.2
         return 0.0
 
-    def read(
-        self,
-        path: Path,
-        *,
-        mapping: Path | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> Election:
+    def read_file(self, path: Path, options: dict[str, str], mapping: Path | None) -> Election:
         """Read one Kobak/Shpilkin table (``.csv``, ``.csv.gz`` or ``.csv.zip``)."""
-        path = Path(path)
-        frame, where, year = _read_source(path, check_options(options, OPTIONS, self.name))
+        frame, where, year = _read_source(path, options)
         missing_ids = [c for c in ("region", "tik", "uik") if c not in frame.columns]
         if missing_ids:
             shown = ", ".join(repr(c) for c in frame.columns[:12])
@@ -847,6 +840,7 @@ class RussiaCecEvotingImporter(RussiaCecImporter):
         "Russian remote e-voting (ДЭГ) results by region, the table that accompanies a "
         "Kobak/Shpilkin file (2024-electronic-voting.csv, github.com/dkobak/elections)"
     )
+    known_options: ClassVar[Mapping[str, str]] = OPTIONS
 
     def detect(self, path: Path) -> float:
         """High confidence for a ``region`` column, protocol lines and no tik or uik."""
@@ -862,16 +856,9 @@ class RussiaCecEvotingImporter(RussiaCecImporter):
             return 0.0
         return 0.9
 
-    def read(
-        self,
-        path: Path,
-        *,
-        mapping: Path | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> Election:
+    def read_file(self, path: Path, options: dict[str, str], mapping: Path | None) -> Election:
         """Read one regional e-voting table (``.csv``, ``.csv.gz`` or ``.csv.zip``)."""
-        path = Path(path)
-        frame, where, year = _read_source(path, check_options(options, OPTIONS, self.name))
+        frame, where, year = _read_source(path, options)
         if "region" not in frame.columns or {"tik", "uik"} & set(frame.columns):
             shown = ", ".join(repr(c) for c in frame.columns[:12])
             raise ColumnError(

@@ -56,13 +56,12 @@ from __future__ import annotations
 
 import gzip
 import zipfile
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
-from pollwatch.results.importers.base import IMPORTERS, Example, Importer, check_options
+from pollwatch.results.importers.base import IMPORTERS, Example, Importer
 from pollwatch.results.importers.nist.reader import OPTIONS, read_nist
 from pollwatch.results.importers.nist.schema import (
     NAME,
@@ -107,6 +106,7 @@ class NistImporter(Importer):
 
     name = NAME
     description = "NIST SP 1500-100 v2 election results report (JSON; .json, .json.gz, .zip)"
+    known_options = OPTIONS
 
     def detect(self, path: Path) -> float:
         """0.95 when the file starts like a NIST ElectionReport, 0.6 for other NIST JSON."""
@@ -122,16 +122,9 @@ class NistImporter(Importer):
             return 0.6
         return 0.0
 
-    def read(
-        self,
-        path: Path,
-        *,
-        mapping: Path | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> Election:
+    def read_file(self, path: Path, options: dict[str, str], mapping: Path | None) -> Election:
         """Read one contest of a report; options: see :data:`.reader.OPTIONS`."""
-        given = check_options(options, OPTIONS, NAME)
-        return read_nist(Path(path), given)
+        return read_nist(path, options)
 
     def write(
         self,

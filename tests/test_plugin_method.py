@@ -42,7 +42,10 @@ from typing import Any
 
 import pytest
 
+import pollwatch
+
 ROOT = Path(__file__).resolve().parent.parent
+POLLWATCH_SOURCES = Path(pollwatch.__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "plugins.md"
 NAME = "full-turnout"
 TITLE = "Stations reporting full turnout"
@@ -131,7 +134,8 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Plugin:
     home = root / "home"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("POLLWATCH_")}
     environment.update(
-        PYTHONPATH=os.pathsep.join([str(site), str(package / "src")]),
+        # the pollwatch under test (a worktree's sources, or the installed one) comes after
+        PYTHONPATH=os.pathsep.join([str(site), str(package / "src"), str(POLLWATCH_SOURCES)]),
         POLLWATCH_HOME=str(home),
         POLLWATCH_DOWNLOAD="false",
         NO_COLOR="1",

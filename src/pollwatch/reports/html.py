@@ -84,7 +84,8 @@ def _table(headers: list[str] | None, rows: list[list[Any]]) -> str:
 
 def _section_table(table: Table) -> str:
     note = f"<p class=note>{_e(table.note)}</p>" if table.note else ""
-    body = _table(list(table.columns), [list(row) for row in table.rows])
+    rows = [["—" if value is None else value for value in row] for row in table.rows]
+    body = _table(list(table.columns), rows)
     return f"<h4>{_e(table.title)}</h4>{body}{note}"
 
 

@@ -358,14 +358,21 @@ def _cell(value: Any) -> str:
 
 
 def _section_table(method: str, section: SectionTable) -> RenderableType:
-    table = _compact_table(f"{method}: {section.title}")
-    for column in section.columns:
-        table.add_column(escape(column), overflow="fold")
+    """A section's table under a heading of its own (a table's title would fold to its width);
+    columns of numbers align right."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    for index, column in enumerate(section.columns):
+        values = [row[index] for row in section.rows if row[index] is not None]
+        numeric = bool(values) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        )
+        table.add_column(escape(column), overflow="fold", justify="right" if numeric else "left")
     for row in section.rows:
         table.add_row(*(_cell(value) for value in row))
+    heading = f"[bold]{escape(method)}: {escape(section.title)}[/]"
     if not section.note:
-        return table
-    return Group(table, f"[dim]{escape(section.note)}[/]")
+        return Group(heading, table)
+    return Group(heading, table, f"[dim]{escape(section.note)}[/]")
 
 
 def method_sections(suite: SuiteReport, *, rows: int = 10) -> RenderableType:

@@ -11,7 +11,9 @@ Every command runs in a subprocess with that ``PYTHONPATH`` and a private ``POLL
 (no other ``POLLWATCH_*`` variable of the caller): ``pollwatch methods`` lists the plug-in,
 ``pollwatch analyze`` runs it in the default suite and alone with ``-p``, ``pollwatch report``
 writes its section, ``pollwatch compare`` shows it (by default, since the class says
-``in_comparison``, and with ``-m``), ``pollwatch serve`` (on a free loopback port, waited for
+``in_comparison``, and with ``-m``), the plug-in's own report section (a table by region, from
+its ``sections`` override) in ``analyze -m``, the report, the comparison page and the
+dashboard's method page, ``pollwatch serve`` (on a free loopback port, waited for
 with a deadline) shows it on the election page and in ``/api/elections/ID/methods`` of an
 election never analysed (the class says ``fast``) and runs it with a parameter through
 ``/api/elections/ID/methods/NAME?p=KEY=VALUE``, the page's own tests
@@ -40,10 +42,14 @@ from typing import Any
 
 import pytest
 
+import pollwatch
+
 ROOT = Path(__file__).resolve().parent.parent
+POLLWATCH_SOURCES = Path(pollwatch.__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "plugins.md"
 NAME = "full-turnout"
 TITLE = "Stations reporting full turnout"
+SECTION = "Stations at full turnout by region"  # the table the page's sections override adds
 COMMAND_TIMEOUT = 300
 
 
@@ -128,7 +134,8 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Plugin:
     home = root / "home"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("POLLWATCH_")}
     environment.update(
-        PYTHONPATH=os.pathsep.join([str(site), str(package / "src")]),
+        # the pollwatch under test (a worktree's sources, or the installed one) comes after
+        PYTHONPATH=os.pathsep.join([str(site), str(package / "src"), str(POLLWATCH_SOURCES)]),
         POLLWATCH_HOME=str(home),
         POLLWATCH_DOWNLOAD="false",
         NO_COLOR="1",
@@ -176,6 +183,25 @@ def test_analyze_runs_it_in_the_default_suite(plugin: Plugin) -> None:
     assert result["p_value"] < 1e-50 and result["significant"] is True
     clean = plugin.analyze_json("clean", "-m", NAME)[NAME]
     assert (clean["statistic"], clean["p_value"], clean["flagged"]) == (0.0, 1.0, [])
+    by_region = result["details"]["full_by_region"]
+    assert sum(row[2] for row in by_region) == result["details"]["stations_at_full_turnout"]
+    assert sum(row[1] for row in by_region) == result["sample_size"]
+
+
+def _region_rows(by_region: list[list[Any]]) -> list[str]:
+    """The first rows of the plug-in's table as the terminal prints them: region, used, full."""
+    return [f"{region} {used:,} {full:,}" for region, used, full in by_region[:3]]
+
+
+def test_analyze_prints_its_own_table_for_the_methods_named(plugin: Plugin) -> None:
+    by_region = plugin.analyze_json("stuffed", "-m", NAME)[NAME]["details"]["full_by_region"]
+    output = plugin.run("analyze", "stuffed", "-m", NAME)
+    assert f"{NAME}: {SECTION}" in output, output
+    squeezed = [" ".join(line.split()) for line in output.splitlines()]
+    for row in _region_rows(by_region):
+        assert row in squeezed, (row, output)
+    assert "most stations at full turnout first" in output
+    assert SECTION not in plugin.run("analyze", "stuffed")  # the default suite: one table
 
 
 def test_analyze_runs_it_alone_with_a_parameter(plugin: Plugin) -> None:
@@ -195,12 +221,24 @@ def test_the_html_report_has_its_section(plugin: Plugin) -> None:
     text = report.read_text("utf-8")
     assert NAME in text and TITLE in text
     assert "share of stations at full turnout" in text
+    section = text[text.index(f"<h3>{TITLE}") :]
+    assert f"<h4>{SECTION}</h4>" in section.split("</section>")[0], section[:3000]
 
 
 def test_compare_shows_it_by_default_and_by_name(plugin: Plugin) -> None:
     for args in ((), ("-m", NAME)):
         output = plugin.run("compare", "clean", "stuffed", *args)
         assert NAME in output, output
+
+
+def test_the_comparison_page_has_its_table_per_election(plugin: Plugin) -> None:
+    page = plugin.package / "compare.html"
+    plugin.run("compare", "clean", "stuffed", "--html", str(page))
+    text = page.read_text("utf-8")
+    heading = f"<h3>{SECTION} <small>({NAME})</small></h3>"
+    assert heading in text, text[-5000:]
+    tables = text.split(heading, 1)[1].split("</h3>", 1)[0]
+    assert "<caption>clean</caption>" in tables and "<caption>stuffed</caption>" in tables
 
 
 @pytest.fixture
@@ -272,6 +310,12 @@ def test_the_dashboard_shows_it_on_an_election_never_analysed(
     assert json.loads(body)["result"]["parameters"]["null_rate"] == 0.0005
     status, body = _get(f"{dashboard}/api/elections/fresh/methods/{NAME}?p=null_rate=2")
     assert status == 422 and "null_rate" in json.loads(body)["error"], body
+    assert f"/elections/fresh/methods/{NAME}" in page  # the methods table links its page
+    status, method_page = _get(f"{dashboard}/elections/fresh/methods/{NAME}")
+    assert status == 200 and f"<h2>{SECTION}</h2>" in method_page, method_page[:3000]
+    assert "<th>at full turnout</th>" in method_page
+    status, _ = _get(f"{dashboard}/elections/fresh/methods/no-such-method")
+    assert status == 404
 
 
 def _source_calibration_files() -> dict[str, str]:

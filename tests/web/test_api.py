@@ -99,6 +99,28 @@ def test_election_page_has_every_section(client: TestClient) -> None:
     assert "triage" in page.text and "klimek-fingerprint" in page.text
 
 
+def test_a_method_page_shows_its_sections(client: TestClient) -> None:
+    """The page of one method: headline, calibration, charts and its own tables, from
+    ``Method.sections``; the election page's methods table links it."""
+    election_page = client.get("/elections/sim-a").text
+    assert 'href="/elections/sim-a/methods/triage"' in election_page
+    page = client.get("/elections/sim-a/methods/triage")
+    assert page.status_code == 200
+    assert 'id="headline"' in page.text and "stations at or above the threshold = " in page.text
+    assert "on clean elections (calibration): " in page.text
+    assert "<h2>Stations to check first</h2>" in page.text
+    assert 'id="chart-scores"' in page.text and "chart-specs" in page.text
+    listed = client.get("/api/elections/sim-a/methods").json()["results"]
+    ranked = next(r for r in listed if r["method"] == "triage")["details"]["ranked"]
+    assert f"<td>{ranked[0]['station_id']}</td>" in page.text
+    regions = client.get("/elections/sim-a/methods/shpilkin").text
+    assert "<h2>Estimate by region</h2>" in regions
+    assert client.get("/elections/sim-a/methods/no-such-method").status_code == 404
+    answer = client.get("/api/elections/sim-a/methods/triage").json()
+    kinds = [section["kind"] for section in answer["sections"]]
+    assert kinds[:2] == ["headline", "caveat"] and "table" in kinds
+
+
 def test_election_page_paginates(client: TestClient) -> None:
     first = client.get("/elections/sim-a").text
     second = client.get("/elections/sim-a?page=2").text

@@ -215,6 +215,7 @@ def test_every_page_loads_offline(
     station_id = str(web_store.election.stations["station_id"][0])
     values = {"election_id": ELECTION_ID, "station_id": station_id, "station": video_station}
     values["job_id"] = finished_import_job(base_url, web_store)
+    values["name"] = "triage"  # a method page with a chart and a table of its own
     templates = page_routes(web_store)
     # the enumeration must find the pages we know of, or it checks nothing
     known = {"/", "/docs", "/redoc", "/elections/{election_id}", "/video", "/video/{station:path}"}

@@ -38,6 +38,7 @@ from .render import (
     importers_table,
     method_catalogue,
     method_parameters,
+    method_sections,
     methods_table,
     regional_tables,
     summary_renderable,
@@ -370,6 +371,7 @@ def analyze_command(
     """Run the forensic methods on an election: the verdict, then a summary table.
 
     The verdict (docs/verdict.md) cites only the methods reliable on clean elections.
+    With -m NAME, each named method's own tables follow (their first 10 rows).
 
     With --by region, also one table per method that has regional results: each region's
     stations, value, p-value and q-value (Benjamini-Hochberg across regions), sorted by
@@ -424,6 +426,9 @@ def analyze_command(
     console.print(verdict(suite, simulation=election.meta.simulation_notice))
     console.print()
     console.print(methods_table(suite, wide=wide))
+    if method:  # the methods named: their own tables too (Method.sections)
+        console.print()
+        console.print(method_sections(suite))
     if by == "region":
         console.print()
         console.print(regional_tables(suite, regions=regions))

@@ -20,6 +20,9 @@ from rich.table import Table
 
 from pollwatch.forensics.base import Method, MethodResult
 from pollwatch.forensics.calibration import Calibration, calibration_words
+from pollwatch.forensics.sections import RegionTable, detail_of
+from pollwatch.forensics.sections import Table as SectionTable
+from pollwatch.forensics.sections import tables as section_tables
 from pollwatch.forensics.suite import SuiteReport, regional_rows
 from pollwatch.reports.compare import short_number
 from pollwatch.results.checks import QualityReport
@@ -35,6 +38,7 @@ __all__ = [
     "importers_table",
     "method_catalogue",
     "method_parameters",
+    "method_sections",
     "methods_table",
     "regional_tables",
     "summary_renderable",
@@ -328,8 +332,9 @@ def regional_tables(suite: SuiteReport, *, regions: int | None = None) -> Render
                 f"no test: largest first; interval: {100 * result.interval_level:g}% interval"
             )
         else:
-            meaning = result.details.get("range")
-            what = meaning if isinstance(meaning, str) else "lowest to highest estimate"
+            region_table = detail_of(result, RegionTable)
+            meaning = region_table.range if region_table is not None else None
+            what = meaning or "lowest to highest estimate"
             notes.append(f"no test: largest first; range: {escape(what)}")
         estimated = [row for row in rows if row.value is not None or row.p_value is not None]
         if regions is not None and regions > len(estimated):
@@ -341,6 +346,42 @@ def regional_tables(suite: SuiteReport, *, regions: int | None = None) -> Render
         parts += [table, f"[dim]{'; '.join(notes)}[/]", ""]
     if without:
         parts.append(f"no regional breakdown: {escape(', '.join(without))}")
+    return Group(*parts)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return short_number(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "—" if value is None else escape(str(value))
+
+
+def _section_table(method: str, section: SectionTable) -> RenderableType:
+    """A section's table under a heading of its own (a table's title would fold to its width);
+    columns of numbers align right."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    for index, column in enumerate(section.columns):
+        values = [row[index] for row in section.rows if row[index] is not None]
+        numeric = bool(values) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        )
+        table.add_column(escape(column), overflow="fold", justify="right" if numeric else "left")
+    for row in section.rows:
+        table.add_row(*(_cell(value) for value in row))
+    heading = f"[bold]{escape(method)}: {escape(section.title)}[/]"
+    if not section.note:
+        return Group(heading, table)
+    return Group(heading, table, f"[dim]{escape(section.note)}[/]")
+
+
+def method_sections(suite: SuiteReport, *, rows: int = 10) -> RenderableType:
+    """Each result's own tables (its sections' tables, ``Method.sections``), first ``rows``
+    rows of each; nothing for results without tables."""
+    parts: list[RenderableType] = []
+    for result in suite.results:
+        for section in section_tables(result.sections()):
+            parts += [_section_table(result.method, section.head(rows)), ""]
     return Group(*parts)
 
 

@@ -42,6 +42,7 @@ from pollwatch.environment import numeric_versions
 from pollwatch.errors import PollwatchError, RegistryError
 from pollwatch.forensics.calibration import Calibration, calibration_summary
 from pollwatch.forensics.parameters import Constraint, validate_parameters
+from pollwatch.forensics.sections import MethodDetails, Section, default_sections
 from pollwatch.registry import Registry
 from pollwatch.results.model import Election
 
@@ -165,6 +166,27 @@ class MethodResult:
     @classmethod
     def from_json(cls, text: str) -> MethodResult:
         return cls.from_dict(json.loads(text))
+
+    # --- what the method provides ---------------------------------------------------------
+    def method_class(self) -> type[Method] | None:
+        """The registered class of :attr:`method`, or None when it is not installed."""
+        try:
+            return METHODS.get(self.method)
+        except PollwatchError:
+            return None
+
+    def detail(self) -> MethodDetails | None:
+        """The typed view of the details its method declares (``Method.detail_type``), or
+        None when the method declares none or this result lacks them."""
+        cls = self.method_class()
+        kind = cls.detail_type if cls is not None else None
+        return kind.from_result(self) if kind is not None else None
+
+    def sections(self) -> tuple[Section, ...]:
+        """The report sections of this result (``Method.sections``; the default ones when
+        the method is not installed)."""
+        cls = self.method_class()
+        return cls.sections(self) if cls is not None else default_sections(self)
 
     # --- renderings ------------------------------------------------------------------------
     def p_value_text(self) -> str:
@@ -365,6 +387,19 @@ class Method(ABC):
     #: included); checked on every construction (:meth:`__post_init__`), used to parse
     #: ``-p KEY=VALUE`` and printed by ``pollwatch methods NAME``
     parameter_constraints: ClassVar[Mapping[str, Constraint]] = {}
+    #: the typed view of the details other layers read (a station ranking, a per-region
+    #: table, ...: :mod:`pollwatch.forensics.sections`); ``result.detail()`` builds it
+    detail_type: ClassVar[type[MethodDetails] | None] = None
+
+    @classmethod
+    def sections(cls, result: MethodResult) -> tuple[Section, ...]:
+        """The report sections of ``result``: headline, caveats, charts (and tables).
+
+        Every renderer (CLI, HTML report, comparison, dashboard) shows these. The default
+        (:func:`~pollwatch.forensics.sections.default_sections`) serves any method; override
+        it to add tables of the method's own, after ``super().sections(result)``.
+        """
+        return default_sections(result)
 
     def __post_init__(self) -> None:
         """Check the parameters against :attr:`parameter_constraints` (ParameterError if not).
@@ -464,16 +499,27 @@ def all_methods() -> list[tuple[str, type[Method]]]:
     return list(METHODS.items())
 
 
-def method_names(role: str | None = None) -> tuple[str, ...]:
+def method_names(
+    role: str | None = None, *, provides: type[MethodDetails] | None = None
+) -> tuple[str, ...]:
     """Registered method names, sorted; with ``role``, those whose class attribute is true.
 
     ``role`` is one of ``"in_default_suite"``, ``"fast"``, ``"in_comparison"`` and
     ``"scores_stations"`` (see :class:`Method`): the lists the suite, the dashboard, the
     comparison and the calibration harness use are read from the classes, never kept apart.
+    With ``provides``, only the methods whose ``detail_type`` is that kind (or a subclass).
     """
     roles = ("in_default_suite", "fast", "in_comparison", "scores_stations")
     if role is not None and role not in roles:
         raise ValueError(f"unknown method role {role!r}; known: {', '.join(roles)}")
     return tuple(
-        name for name, cls in all_methods() if role is None or bool(getattr(cls, role, False))
+        name
+        for name, cls in all_methods()
+        if (role is None or bool(getattr(cls, role, False)))
+        and (provides is None or _provides(cls, provides))
     )
+
+
+def _provides(cls: type[Method], kind: type[MethodDetails]) -> bool:
+    declared = cls.detail_type
+    return declared is not None and issubclass(declared, kind)

@@ -95,6 +95,7 @@ from pollwatch.forensics.parameters import (
     TupleOf,
     parameter_error,
 )
+from pollwatch.forensics.sections import FingerprintCells, Section, Table
 from pollwatch.results.model import Election
 
 __all__ = [
@@ -538,6 +539,30 @@ class KlimekFingerprint(Method):
                 ),
             },
         )
+
+    #: the fingerprint chart's cells are what the dashboard and the comparison draw
+    detail_type: ClassVar[type[FingerprintCells]] = FingerprintCells
+
+    @classmethod
+    def sections(cls, result: MethodResult) -> tuple[Section, ...]:
+        """The default sections, then the corner's observed and expected stations."""
+        details = result.details
+        if "corner_stations" not in details:
+            return super().sections(result)
+        corner = Table(
+            f"Stations in the corner (turnout and leader share above {details.get('corner')})",
+            ("quantity", "stations"),
+            (
+                ("observed", details.get("corner_stations")),
+                (
+                    "expected (normal centred on the clean peak)",
+                    details.get("corner_expected_stations"),
+                ),
+                ("excess", details.get("corner_excess_stations")),
+            ),
+            note="descriptive: no test; the expectation is a choice stated in the definitions",
+        )
+        return (*super().sections(result), corner)
 
 
 # --- the clean peak (shared by both methods) ----------------------------------------------

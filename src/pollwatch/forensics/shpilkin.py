@@ -92,6 +92,7 @@ from pollwatch.forensics.parameters import (
     TupleOf,
     parameter_error,
 )
+from pollwatch.forensics.sections import RegionTable, Section, detail_of
 from pollwatch.results.model import Election
 
 __all__ = ["ShpilkinEstimate"]
@@ -589,6 +590,16 @@ class ShpilkinEstimate(Method):
                     entry["clean_turnout"] = round(_reference_choice(used).clean_turnout, 4)
             regions[str(region)] = entry
         return regions
+
+    #: the per-region estimates (``by_region``) are what the dashboard's region table shows
+    detail_type: ClassVar[type[RegionTable]] = RegionTable
+
+    @classmethod
+    def sections(cls, result: MethodResult) -> tuple[Section, ...]:
+        """The default sections, then the per-region estimates when run ``by_region``."""
+        regions = detail_of(result, RegionTable)
+        extra = (regions.table(),) if regions is not None else ()
+        return (*super().sections(result), *extra)
 
 
 # ------------------------------------------------------------------------------------------

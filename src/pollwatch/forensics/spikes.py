@@ -81,6 +81,7 @@ from pollwatch.forensics.base import (
     eligible_stations,
 )
 from pollwatch.forensics.parameters import Constraint, Interval, NoneOr, Text
+from pollwatch.forensics.sections import Section, SpikePoints, detail_of
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
 
 __all__ = [
@@ -1063,6 +1064,16 @@ class RozenasSpikes(Method):
                 "color": {"field": "series", "type": "nominal"},
             },
         }
+
+    #: the spike points (share, excess, observed and expected density) as a typed view
+    detail_type: ClassVar[type[SpikePoints]] = SpikePoints
+
+    @classmethod
+    def sections(cls, result: MethodResult) -> tuple[Section, ...]:
+        """The default sections, then the largest spike points."""
+        points = detail_of(result, SpikePoints)
+        extra = (points.table(),) if points is not None and points.points else ()
+        return (*super().sections(result), *extra)
 
 
 # --- the QSS reference files -----------------------------------------------------------------

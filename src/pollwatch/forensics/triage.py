@@ -43,6 +43,7 @@ import polars as pl
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import METHODS, Method, MethodResult, eligible_stations
 from pollwatch.forensics.parameters import Boolean, Constraint, Interval
+from pollwatch.forensics.sections import Section, StationRanking, detail_of
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import Election
 from pollwatch.results.special import special_stations
@@ -89,6 +90,7 @@ class Triage(Method):
         "protocol_weight": Interval(float, 0, None),
         "include_special": Boolean(),
     }
+    detail_type: ClassVar[type[StationRanking]] = StationRanking
 
     def run(self, election: Election) -> MethodResult:
         leader = election.leader()
@@ -236,6 +238,13 @@ class Triage(Method):
                 ),
             },
         )
+
+    @classmethod
+    def sections(cls, result: MethodResult) -> tuple[Section, ...]:
+        """The default sections, then the ranked stations (:class:`StationRanking`)."""
+        ranking = detail_of(result, StationRanking)
+        extra = (ranking.table(),) if ranking is not None else ()
+        return (*super().sections(result), *extra)
 
 
 def _reasons(row: dict[str, Any]) -> list[str]:

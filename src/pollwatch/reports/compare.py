@@ -1,4 +1,9 @@
-"""Several elections side by side under identical methods: a table and a self-contained page."""
+"""Several elections side by side under identical methods: a table and a self-contained page.
+
+The page shows each method's own tables (its result's :class:`~pollwatch.forensics.sections.Table`
+sections, first rows) election by election, and the fingerprints of the method that provides
+:class:`~pollwatch.forensics.sections.FingerprintCells`, on the same axes.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from pollwatch import __version__
 from pollwatch.forensics.calibration import calibration_words
+from pollwatch.forensics.sections import FingerprintCells, Table, detail_of, provider, tables
 from pollwatch.forensics.suite import SuiteReport
 from pollwatch.reports.html import vendored_script
 from pollwatch.results.model import Election
@@ -17,6 +23,7 @@ from pollwatch.results.model import Election
 __all__ = [
     "comparison_rows",
     "method_calibration",
+    "method_tables",
     "render_comparison",
     "short_number",
 ]
@@ -70,6 +77,54 @@ def method_calibration(method: str, suites: Sequence[SuiteReport]) -> tuple[str,
     return "not run", False
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return short_number(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "—" if value is None else str(value)
+
+
+def _html_table(table: Table, caption: str) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+        for row in table.rows
+    )
+    note = f"<p class=note>{html.escape(table.note)}</p>" if table.note else ""
+    return (
+        f"<div><table><caption>{html.escape(caption)}</caption><tr>{head}</tr>{body}</table>"
+        f"{note}</div>"
+    )
+
+
+def method_tables(
+    elections: Sequence[Election],
+    suites: Sequence[SuiteReport],
+    methods: Sequence[str],
+    rows: int = 10,
+) -> str:
+    """Each method's own tables (its sections' :class:`Table` s), one per election, side by
+    side; the first ``rows`` rows of each."""
+    parts = []
+    for method in methods:
+        found = [
+            (election, table.head(rows))
+            for election, suite in zip(elections, suites, strict=True)
+            if (result := suite.result(method)) is not None
+            for table in tables(result.sections())
+        ]
+        for title in dict.fromkeys(table.title for _, table in found):
+            cells = "".join(
+                _html_table(table, election.id) for election, table in found if table.title == title
+            )
+            parts.append(
+                f"<h3>{html.escape(title)} <small>({html.escape(method)})</small></h3>"
+                f'<div class="charts">{cells}</div>'
+            )
+    return "".join(parts)
+
+
 def render_comparison(
     elections: Sequence[Election], suites: Sequence[SuiteReport], methods: Sequence[str]
 ) -> str:
@@ -97,10 +152,10 @@ def render_comparison(
     charts: list[tuple[str, Any]] = []
     figures = ""
     for index, suite in enumerate(suites):
-        fingerprint = suite.result("klimek-fingerprint")
-        if fingerprint is None or "fingerprint" not in fingerprint.charts:
+        fingerprint = detail_of(provider(suite.results, FingerprintCells), FingerprintCells)
+        if fingerprint is None:
             continue
-        spec = dict(fingerprint.charts["fingerprint"])
+        spec = fingerprint.to_chart()
         spec["width"] = spec["height"] = 300
         element = f"fingerprint-{index}"
         charts.append((element, spec))
@@ -134,6 +189,7 @@ Anomalies are reasons to look closer, not findings of fraud.</p>
 <table id="summary"><tr><th></th>{head}</tr>{"".join(summary_rows)}</table>
 <h2>Methods</h2><table id="methods"><tr><th>method</th>{head}
 <th>on clean elections (calibration)</th></tr>{method_rows}</table>
+{method_tables(elections, suites, methods)}
 <h2>Fingerprints on the same axes (turnout × leader's share)</h2>
 <div class="charts">{figures}</div>
 <p class=note>pollwatch {html.escape(__version__)}</p>

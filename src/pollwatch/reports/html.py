@@ -1,4 +1,9 @@
-"""A self-contained HTML report of one election and the methods run on it."""
+"""A self-contained HTML report of one election and the methods run on it.
+
+Each method's part is its result's sections (``Method.sections``, see
+:mod:`pollwatch.forensics.sections`): the headline's numbers with the caveats (calibration,
+notes), the charts and the method's own tables, long ones cut to ``table_rows`` rows.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 from pollwatch import __version__
 from pollwatch.forensics.base import MethodResult
-from pollwatch.forensics.calibration import calibration_words
+from pollwatch.forensics.sections import Caveat, Chart, Table
 from pollwatch.forensics.suite import SuiteReport
 from pollwatch.forensics.verdict import verdict
 from pollwatch.results.checks import QualityReport
@@ -77,7 +82,17 @@ def _table(headers: list[str] | None, rows: list[list[Any]]) -> str:
     return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
-def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
+def _section_table(table: Table) -> str:
+    note = f"<p class=note>{_e(table.note)}</p>" if table.note else ""
+    rows = [["—" if value is None else value for value in row] for row in table.rows]
+    body = _table(list(table.columns), rows)
+    return f"<h4>{_e(table.title)}</h4>{body}{note}"
+
+
+def _method_section(
+    result: MethodResult, charts: list[tuple[str, Any]], table_rows: int = 25
+) -> str:
+    sections = result.sections()
     rows: list[list[Any]] = [[result.statistic_name, result.statistic]]
     if result.p_value is not None:
         rows.append(["p-value", result.p_value_text()])
@@ -94,26 +109,32 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
         )
         rows.append([level, f"{_number(result.interval[0])} to {_number(result.interval[1])}"])
     rows.append(["stations used", result.sample_size])
-    rows += [["note", note] for note in result.notes]
-    rows.append(["on clean elections (calibration)", calibration_words(result.calibration)])
+    caveats = [s for s in sections if isinstance(s, Caveat)]
+    rows += [["note", c.text] for c in caveats if c.kind != "calibration"]
+    rows += [
+        ["on clean elections (calibration)", c.text] for c in caveats if c.kind == "calibration"
+    ]
     if result.flagged:
         rows.append(["stations flagged", len(result.flagged)])
     definitions = "".join(
         f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in result.definitions.items()
     )
     chart_divs = ""
-    for name, spec in result.charts.items():
+    for chart in (s for s in sections if isinstance(s, Chart)):
         element = f"chart-{len(charts)}"
-        charts.append((element, spec))
-        chart_divs += f'<div class="chart" id="{element}" title="{_e(name)}"></div>'
+        charts.append((element, chart.spec))
+        chart_divs += f'<div class="chart" id="{element}" title="{_e(chart.name)}"></div>'
+    own_tables = "".join(
+        _section_table(s.head(table_rows)) for s in sections if isinstance(s, Table)
+    )
     mark = (
         ' <span class="unreliable">unreliable on clean elections</span>'
-        if result.calibration is not None and result.calibration.unreliable
+        if any(c.serious for c in caveats)
         else ""
     )
     return (
         f"<section><h3>{_e(result.title)} <small>({_e(result.method)})</small>{mark}</h3>"
-        f"{_table(['quantity', 'value'], rows)}{chart_divs}"
+        f"{_table(['quantity', 'value'], rows)}{chart_divs}{own_tables}"
         f"<details><summary>definitions and parameters</summary><ul>{definitions}</ul>"
         f"<p class=note>parameters: {_e(json.dumps(dict(result.parameters)))}; "
         f"pollwatch {_e(result.version)}; {_e(_environment_words(result.environment))}"
@@ -125,7 +146,10 @@ def _method_section(result: MethodResult, charts: list[tuple[str, Any]]) -> str:
 def render_report(
     election: Election, quality: QualityReport, suite: SuiteReport, *, triage_rows: int = 25
 ) -> str:
-    """The whole report as one HTML string, scripts and data inlined."""
+    """The whole report as one HTML string, scripts and data inlined.
+
+    ``triage_rows``: the most rows a method's table shows (the station ranking's first).
+    """
     summary = election.summary()
     meta = election.meta
     charts: list[tuple[str, Any]] = []
@@ -150,26 +174,8 @@ def render_report(
         ["rule", "checked", "failed"],
         [[c.description, c.checked, c.failed] for c in quality.counts],
     )
-    sections = "".join(_method_section(r, charts) for r in suite.results)
+    sections = "".join(_method_section(r, charts, triage_rows) for r in suite.results)
     skipped = "".join(f"<li><b>{_e(m)}</b>: {_e(r)}</li>" for m, r in suite.skipped)
-    triage = suite.result("triage")
-    triage_table = ""
-    if triage is not None:
-        listing = list(triage.details.get("ranked", []))[:triage_rows]
-        triage_table = "<h2>Stations to check first</h2>" + _table(
-            ["station", "region", "score", "turnout", "leader share", "reasons"],
-            [
-                [
-                    r["station_id"],
-                    r["region"],
-                    r["score"],
-                    r["turnout"],
-                    r["leader_share"],
-                    "; ".join(r["reasons"]),
-                ]
-                for r in listing
-            ],
-        )
     scripts = "".join(f"<script>{vendored_script(name)}</script>" for name in _SCRIPTS)
     embed = "".join(
         f"vegaEmbed('#{element}', {json.dumps(spec)}, {{actions: false}});"
@@ -192,7 +198,6 @@ method states its definitions; clean elections also show some anomalies.</p>
 <h2>Protocol arithmetic</h2>{checks}
 <h2>Methods</h2>{sections}
 {f"<h2>Skipped</h2><ul>{skipped}</ul>" if skipped else ""}
-{triage_table}
 <h2>Definitions of the data</h2><ul>{definitions}</ul>
 <p class=note>Generated by pollwatch {_e(__version__)}.</p>
 <script>{embed}</script>

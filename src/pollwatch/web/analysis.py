@@ -9,21 +9,23 @@ method a 404. Such a run is answered only here: the election's page keeps showin
 runs (:func:`pollwatch.web.views.cached_results`). ``/api/elections/{id}/verdict`` is the
 verdict over the results shown and ``/elections/{id}/report`` the self-contained HTML report of
 the same results (``pollwatch report``); ``/api/elections/{id}/histograms`` the turnout and
-leader-share histograms the page draws.
+leader-share histograms the page draws. ``/elections/{id}/methods/{name}`` is one method's
+page: its result's report sections (``Method.sections``: headline, caveats, charts, tables).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from pollwatch.reports.html import render_report
 
+from . import views
 from .dependencies import CatalogueDep
-from .pages import csv_file
-from .responses import CSV, errors
+from .pages import charts_json, csv_file, page
+from .responses import CSV, NotFound, errors
 
 __all__ = ["router"]
 
@@ -37,6 +39,28 @@ def election_report(election_id: str, catalogue: CatalogueDep) -> HTMLResponse:
     """The same self-contained report as ``pollwatch report``, over the results shown."""
     loaded = catalogue.get(election_id)
     return HTMLResponse(render_report(loaded.election, loaded.quality, loaded.suite()))
+
+
+@router.get(
+    "/elections/{election_id}/methods/{name}", response_class=HTMLResponse, include_in_schema=False
+)
+def method_page(
+    request: Request, election_id: str, name: str, catalogue: CatalogueDep
+) -> HTMLResponse:
+    """One method's result on the election, as its sections; 404 when it has none here."""
+    loaded = catalogue.get(election_id)
+    result = loaded.results.get(name)
+    if result is None:
+        raise NotFound(
+            f"method {name!r} has no result on {election_id!r}: {loaded.skip_reason(name)}"
+        )
+    shown = views.method_sections(result)
+    charts = {f"chart-{chart}": spec for chart, spec in shown["charts"].items()}
+    return page(
+        request,
+        "method.html",
+        {"election": loaded.election, "s": shown, "charts_json": charts_json(charts)},
+    )
 
 
 @router.get(
@@ -90,6 +114,7 @@ def api_method(
         "method": name,
         "parameters": values,
         "result": result.to_dict() if result is not None else None,
+        "sections": views.method_sections(result)["sections"] if result is not None else [],
         "skipped": next((reason for m, reason in report.skipped if m == name), None),
     }
 

@@ -18,6 +18,13 @@ from typing import Any, TypeVar
 from pollwatch.errors import StoreError
 from pollwatch.forensics.base import METHODS, MethodResult, method_names
 from pollwatch.forensics.parameters import parse_assignments
+from pollwatch.forensics.sections import (
+    FingerprintCells,
+    MethodDetails,
+    RegionTable,
+    StationRanking,
+    provider,
+)
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.forensics.verdict import Verdict, verdict
 from pollwatch.results.checks import QualityReport, check_protocols
@@ -54,12 +61,23 @@ class Loaded:
         """Metadata, summary and protocol-check counts (:func:`views.overview`)."""
         return self.memoised("overview", lambda: views.overview(self.election, self.quality))
 
+    def provider(self, kind: type[MethodDetails]) -> MethodResult | None:
+        """The result whose method provides details of ``kind`` (a station ranking, ...)."""
+        return provider(self.results.values(), kind)
+
+    def provider_name(self, kind: type[MethodDetails]) -> str:
+        """The method that provides ``kind`` here (its result's, else the first registered)."""
+        result = self.provider(kind)
+        if result is not None:
+            return result.method
+        return next(iter(method_names(provides=kind)), "")
+
     def regions(self) -> list[dict[str, Any]]:
-        """One row per region, from Shpilkin's per-region results (:func:`views.region_table`)."""
+        """One row per region, from the per-region results (:func:`views.region_table`)."""
         return self.memoised(
             "regions",
             lambda: views.region_table(
-                self.results.get("shpilkin"), self.results.get("triage"), self.election
+                self.provider(RegionTable), self.provider(StationRanking), self.election
             ),
         )
 
@@ -68,8 +86,8 @@ class Loaded:
         return self.memoised("histograms", lambda: views.histograms(self.election))
 
     def fingerprint_cells(self) -> list[dict[str, Any]]:
-        """The cells of the Klimek fingerprint result (:func:`views.fingerprint_cells`)."""
-        return views.fingerprint_cells(self.results.get("klimek-fingerprint"))
+        """The cells of the fingerprint result (:func:`views.fingerprint_cells`)."""
+        return views.fingerprint_cells(self.provider(FingerprintCells))
 
     def skip_reason(self, method: str) -> str:
         """Why ``method`` has no result here, in words."""
@@ -82,7 +100,7 @@ class Loaded:
         """One page of the station list (:func:`views.stations_page`)."""
         return views.stations_page(
             self.election,
-            self.results.get("triage"),
+            self.provider(StationRanking),
             page=page,
             size=size,
             sort=sort,
@@ -163,12 +181,14 @@ class Catalogue:
         cache = self.settings.analysis_dir
         digest = election.content_digest()
         loaded.results = views.cached_results(cache, election.id, digest)
-        shpilkin = loaded.results.get("shpilkin")
         # the methods whose class says ``fast``: the others appear once ``pollwatch analyze``
-        # has cached them; Shpilkin's per-region results feed the region table
+        # has cached them; per-region results feed the region table, so a cached run without
+        # them is run again by region
         missing = [m for m in method_names("fast") if m not in loaded.results]
-        if shpilkin is not None and "regions" not in shpilkin.details:
-            missing.append("shpilkin")
+        for name in method_names(provides=RegionTable):
+            cached = loaded.results.get(name)
+            if cached is not None and cached.detail() is None and name not in missing:
+                missing.append(name)
         if missing:
             report = run_suite(election, missing, by_region=True, cache_dir=cache)
             for result in report.results:

@@ -1,7 +1,8 @@
 """Comparison: several elections side by side (``/compare`` and ``/api/compare``).
 
 The table holds each election's headline numbers (:func:`pollwatch.web.views.compare_rows`);
-the page adds each election's Klimek fingerprint (the ``klimek-fingerprint`` result's cells,
+the page adds each election's fingerprint (the cells of the result that provides
+:class:`~pollwatch.forensics.sections.FingerprintCells`, the Klimek fingerprint's:
 :func:`pollwatch.web.views.fingerprint_cells`), drawn on shared axes and one colour scale.
 """
 
@@ -11,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+
+from pollwatch.forensics.sections import FingerprintCells
 
 from . import views
 from .catalogue import Catalogue
@@ -40,7 +43,7 @@ def compare_data(catalogue: Catalogue, ids: list[str]) -> dict[str, Any]:
                 title=item.election.id
                 if cells
                 else f"{item.election.id}: no fingerprint "
-                f"({item.skip_reason('klimek-fingerprint')})",
+                f"({item.skip_reason(item.provider_name(FingerprintCells))})",
                 size=300,
                 max_count=top,
             )

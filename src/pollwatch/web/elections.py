@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from pollwatch.forensics.base import method_names
+from pollwatch.forensics.sections import FingerprintCells, RegionTable
 from pollwatch.results.datasets import DATASETS
 
 from . import views
@@ -75,11 +76,12 @@ def election_page(
         ),
         "fingerprint": views.fingerprint_chart(
             election.id,
-            loaded.results.get("klimek-fingerprint"),
-            loaded.skip_reason("klimek-fingerprint"),
+            loaded.provider(FingerprintCells),
+            loaded.skip_reason(loaded.provider_name(FingerprintCells)),
+            loaded.provider_name(FingerprintCells),
         ),
     }
-    shpilkin = loaded.results.get("shpilkin")
+    regions = loaded.provider(RegionTable)
     return page(
         request,
         "election.html",
@@ -91,8 +93,11 @@ def election_page(
             "methods": loaded.methods_rows(),
             "skipped": loaded.skipped,
             "regions": loaded.regions(),
-            "regions_filters": shpilkin.definitions.get("filters") if shpilkin else None,
-            "regions_missing": None if shpilkin else loaded.skip_reason("shpilkin"),
+            "regions_filters": regions.definitions.get("filters") if regions else None,
+            "regions_method": loaded.provider_name(RegionTable),
+            "regions_missing": None
+            if regions
+            else loaded.skip_reason(loaded.provider_name(RegionTable)),
             "listing": loaded.stations(page_number, 50, "-score", None),
             "charts_json": charts_json(charts),
             "fast_only": loaded.fast_only(),

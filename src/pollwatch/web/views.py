@@ -4,8 +4,10 @@ Everything here takes an :class:`~pollwatch.results.model.Election`, a
 :class:`~pollwatch.results.checks.QualityReport` and method results, and returns small
 JSON-able structures (lists of dicts, Vega-Lite specs). Large elections are aggregated here:
 histograms are binned counts, station lists are pages. What a method computes is read from its
-result, never recomputed from the stations: the region table is Shpilkin's per-region result
-(:func:`region_table`), the fingerprint the Klimek fingerprint's (:func:`fingerprint_cells`).
+result's typed details (:mod:`pollwatch.forensics.sections`), never recomputed from the stations
+and never looked up by a method's name: the station ranking is a :class:`StationRanking`, the
+region table a :class:`RegionTable` (:func:`region_table`), the fingerprint
+:class:`FingerprintCells` (:func:`fingerprint_cells`), whichever method provides them.
 Nothing here reads files except :func:`cached_results`, which reads the suite's result cache.
 """
 
@@ -22,6 +24,15 @@ import polars as pl
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import METHODS, MethodResult, get_method
 from pollwatch.forensics.calibration import calibration_words
+from pollwatch.forensics.sections import (
+    Chart,
+    FingerprintCells,
+    RegionTable,
+    StationRanking,
+    detail_of,
+    section_dict,
+    tables,
+)
 from pollwatch.results.checks import RULES, QualityReport
 from pollwatch.results.model import COUNT_COLUMNS, HIERARCHY_COLUMNS, Election
 from pollwatch.results.special import special_stations
@@ -36,6 +47,7 @@ __all__ = [
     "fingerprint_spec",
     "histogram_counts",
     "histogram_spec",
+    "method_sections",
     "methods_rows",
     "neighbours",
     "overview",
@@ -135,6 +147,20 @@ def quarantine_overview(election: Election) -> dict[str, Any]:
     }
 
 
+def method_sections(result: MethodResult) -> dict[str, Any]:
+    """What the dashboard's method page shows: the result's sections (``Method.sections``),
+    as JSON (``sections``), with its tables and Vega-Lite charts apart (``tables``,
+    ``charts``: name -> spec) for the template."""
+    sections = result.sections()
+    return {
+        "method": result.method,
+        "title": result.title,
+        "sections": [section_dict(section) for section in sections],
+        "tables": [section_dict(table) for table in tables(sections)],
+        "charts": {s.name: dict(s.spec) for s in sections if isinstance(s, Chart)},
+    }
+
+
 def methods_rows(results: Iterable[MethodResult]) -> list[dict[str, Any]]:
     """One row per method result: the numbers of the methods table."""
     rows = []
@@ -176,10 +202,11 @@ def _derived(election: Election) -> pl.DataFrame:
 
 
 def _scores(triage: MethodResult | None) -> pl.DataFrame:
-    ranked = list(triage.details.get("ranked", [])) if triage is not None else []
+    ranking = detail_of(triage, StationRanking)
+    ranked = ranking.stations if ranking is not None else ()
     flagged = set(triage.flagged) if triage is not None else set()
     rows: list[tuple[str, float | None, int]] = [
-        (r["station_id"], float(r["score"]), i) for i, r in enumerate(ranked)
+        (r.station_id, r.score, i) for i, r in enumerate(ranked)
     ]
     listed = {r[0] for r in rows}
     # Flagged stations beyond the listed top come after it, unscored.
@@ -202,7 +229,8 @@ def stations_page(
 ) -> dict[str, Any]:
     """One page of the station list, ranked by triage score by default.
 
-    ``sort`` is one of :data:`SORT_KEYS`, prefixed with ``-`` for descending; ``-score`` puts
+    ``triage`` is the result that provides the :class:`StationRanking` (or None). ``sort`` is
+    one of :data:`SORT_KEYS`, prefixed with ``-`` for descending; ``-score`` puts
     the triage ranking first (its listed stations, then other flagged stations, then the rest
     by id). Each row says ``special``: why the station is a likely special station
     (:func:`pollwatch.results.special.special_stations`), or None; ``triage`` says what the
@@ -264,7 +292,7 @@ def triage_summary(triage: MethodResult | None) -> dict[str, Any]:
     ``calibration_words`` and ``unreliable`` come from the calibration table; ``heading`` is
     "Stations to check first" with "(a list to check, not a finding)" while the triage is not
     reliable (:func:`reliable`); ``special`` is the triage's count of likely special stations
-    left out (``details["special"]``), or None for results from before that count.
+    left out (:attr:`StationRanking.special`), or None for results from before that count.
     """
     calibration = triage.calibration if triage is not None else None
     trusted = triage is not None and reliable(triage)
@@ -275,8 +303,9 @@ def triage_summary(triage: MethodResult | None) -> dict[str, Any]:
         "calibration_words": calibration_words(calibration),
         "heading": "Stations to check first"
         + ("" if trusted else " (a list to check, not a finding)"),
-        "special": dict(triage.details["special"])
-        if triage is not None and isinstance(triage.details.get("special"), Mapping)
+        "special": ranking.special.to_dict()
+        if (ranking := detail_of(triage, StationRanking)) is not None
+        and ranking.special is not None
         else None,
     }
 
@@ -302,31 +331,26 @@ def region_table(
 
     Stations, registered, turnout (``Σ ballots_cast / Σ registered``), the leader's share
     (leader votes over all candidates' votes) and the estimate of anomalous votes are the
-    method's own per-region numbers (``details["regions"]``), over the stations it uses (its
+    method's own per-region numbers (its :class:`RegionTable`), over the stations it uses (its
     filters are in its ``definitions``); ``flagged`` counts the stations of the region that the
     triage flags (0 without ``triage`` or ``election``). Nothing is recomputed from the stations.
     """
-    regions = shpilkin.details.get("regions") if shpilkin is not None else None
-    if not isinstance(regions, Mapping):
+    table = detail_of(shpilkin, RegionTable)
+    if table is None:
         return []
     flagged = _flagged_by_region(election, triage)
-    rows = []
-    for name in sorted(regions):
-        entry = regions[name]
-        if not isinstance(entry, Mapping):
-            continue
-        rows.append(
-            {
-                "region": name,
-                "stations": entry.get("stations"),
-                "registered": entry.get("registered"),
-                "turnout": _finite(entry.get("turnout")),
-                "leader_share": _finite(entry.get("leader_share")),
-                "shpilkin_estimate": entry.get("anomalous_votes"),
-                "flagged": flagged.get(name, 0),
-            }
-        )
-    return rows
+    return [
+        {
+            "region": entry.region,
+            "stations": entry.stations,
+            "registered": entry.registered,
+            "turnout": _finite(entry.turnout),
+            "leader_share": _finite(entry.leader_share),
+            "shpilkin_estimate": entry.anomalous_votes,
+            "flagged": flagged.get(entry.region, 0),
+        }
+        for entry in sorted(table.regions, key=lambda entry: entry.region)
+    ]
 
 
 def _flagged_by_region(election: Election | None, triage: MethodResult | None) -> dict[str, int]:
@@ -419,26 +443,24 @@ def fingerprint_cells(klimek: MethodResult | None) -> list[dict[str, Any]]:
 
     Each cell: ``x0``, ``x1`` (turnout bin), ``y0``, ``y1`` (share bin) on [0, 1] and
     ``count`` (stations), as ``klimek-fingerprint`` binned them over the stations it uses;
-    empty without the result.
+    empty without the result (its :class:`FingerprintCells`).
     """
-    chart = klimek.charts.get("fingerprint") if klimek is not None else None
-    data = chart.get("data") if isinstance(chart, Mapping) else None
-    values = data.get("values") if isinstance(data, Mapping) else None
-    if not isinstance(values, list):
-        return []
-    return [dict(cell) for cell in values if isinstance(cell, Mapping)]
+    cells = detail_of(klimek, FingerprintCells)
+    return cells.cell_dicts() if cells is not None else []
 
 
 def fingerprint_chart(
-    election_id: str, klimek: MethodResult | None, missing: str = ""
+    election_id: str, klimek: MethodResult | None, missing: str = "", method: str = ""
 ) -> dict[str, Any]:
     """The election page's fingerprint: the Klimek result's own chart, else an empty one
-    whose title says why there is none (``missing``)."""
-    chart = klimek.charts.get("fingerprint") if klimek is not None else None
-    if isinstance(chart, Mapping):
-        return dict(chart)
+    whose title says why there is none (``missing``; ``method`` names the method that
+    provides fingerprints)."""
+    cells = detail_of(klimek, FingerprintCells)
+    if cells is not None:
+        return cells.to_chart()
+    name = method or (klimek.method if klimek is not None else "fingerprint")
     return fingerprint_spec(
-        [], title=f"{election_id}: no fingerprint (klimek-fingerprint: {missing or 'not run'})"
+        [], title=f"{election_id}: no fingerprint ({name}: {missing or 'not run'})"
     )
 
 
@@ -554,6 +576,7 @@ def station_detail(
     flagged_by: list[str] = []
     listed_by: list[dict[str, str]] = []
     score = None
+    scored_by = None  # the method whose station ranking gave the score
     special = special_stations(election).reason(station_id)
     if special is not None:
         reasons.append(f"likely special station: {special}")
@@ -565,13 +588,13 @@ def station_detail(
                 listed_by.append(
                     {"method": result.method, "calibration": calibration_words(result.calibration)}
                 )
-        if result.method == "triage":
-            for entry in result.details.get("ranked", []):
-                if entry["station_id"] == station_id:
-                    reasons.extend(entry.get("reasons", []))
-                    score = entry.get("score")
+        ranking = detail_of(result, StationRanking)
+        entry = ranking.entry(station_id) if ranking is not None else None
+        if entry is not None:
+            reasons.extend(entry.reasons)
+            score, scored_by = entry.score, result.method
     reasons.extend(f"protocol: {c['description']} fails" for c in checks if c["status"] == "fails")
-    reasons.extend(f"flagged by {m}" for m in flagged_by if m != "triage" or not score)
+    reasons.extend(f"flagged by {m}" for m in flagged_by if m != scored_by or not score)
     reasons.extend(
         f"listed by {entry['method']} (not a finding: {entry['calibration']})"
         for entry in listed_by

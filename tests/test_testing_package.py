@@ -25,6 +25,7 @@ from pollwatch.forensics.base import (
     eligible_stations,
 )
 from pollwatch.forensics.parameters import Constraint, Interval
+from pollwatch.forensics.sections import Headline, MethodDetails, Section, StationRanking
 from pollwatch.results.importers.base import IMPORTERS, Example
 from pollwatch.results.importers.openelections import OpenElectionsImporter
 from pollwatch.results.model import Election, make_election
@@ -195,6 +196,33 @@ class BadChart(LastDigit):
 
 def test_json_and_renderings_catch_a_chart_that_is_not_vega_lite() -> None:
     catches(method_checks(BadChart), "json_round_trip_and_renderings", "not a Vega-Lite")
+
+
+@dataclass(frozen=True)
+class HeadlessSections(LastDigit):
+    name: ClassVar[str] = "toy-headless-sections"
+
+    @classmethod
+    def sections(cls, result: MethodResult) -> tuple[Section, ...]:
+        return tuple(s for s in super().sections(result) if not isinstance(s, Headline))
+
+
+@dataclass(frozen=True)
+class LossyDetails(LastDigit):
+    """Declares a station ranking, but its results carry one the typed view rewrites."""
+
+    name: ClassVar[str] = "toy-lossy-details"
+    detail_type: ClassVar[type[MethodDetails] | None] = StationRanking
+
+    def run(self, election: Election) -> MethodResult:
+        result = super().run(election)
+        ranked = [{"station_id": "S1", "score": 1.0, "reasons": ["x"], "unexpected": 1}]
+        return MethodResult.from_dict({**result.to_dict(), "details": {"ranked": ranked}})
+
+
+def test_sections_catch_a_missing_headline_and_details_the_typed_view_rewrites() -> None:
+    catches(method_checks(HeadlessSections), "sections_and_details", "must begin with a Headline")
+    catches(method_checks(LossyDetails), "sections_and_details", "change what they read")
 
 
 @dataclass(frozen=True)
@@ -578,7 +606,7 @@ def test_parametrize_with_checks_gives_one_test_per_check() -> None:
     assert "toy-last-digit-clone" in ids
     assert "toy-importer-random_bytes_never_traceback" in ids
     assert "toy-transfer-share_zero_changes_nothing" in ids
-    assert len(ids) == len(set(ids)) == 9 + 7 + 7
+    assert len(ids) == len(set(ids)) == 10 + 7 + 7
     with pytest.raises(TypeError, match="not a Method subclass"):
         parametrize_with_checks([object()])
 

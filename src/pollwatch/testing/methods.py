@@ -7,6 +7,7 @@ same semantics) and runs it on simulated elections from :mod:`pollwatch.testing.
 from __future__ import annotations
 
 import io
+import json
 import math
 import unittest
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +20,14 @@ from rich.console import Console
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import Method, MethodNotApplicable, MethodResult, all_methods
 from pollwatch.forensics.parameters import ParameterError, validate_parameters
+from pollwatch.forensics.sections import (
+    Caveat,
+    Chart,
+    Headline,
+    MethodDetails,
+    Table,
+    section_dict,
+)
 from pollwatch.results.model import RESERVED_COLUMNS, make_election
 from pollwatch.testing._checks import Check, Skipped, run_checks
 from pollwatch.testing.elections import (
@@ -249,6 +258,36 @@ def check_json_round_trip_and_renderings(cls: type[Method]) -> None:
         assert "vega-lite" in schema, f"chart {name!r} is not a Vega-Lite specification"
 
 
+def check_sections_and_details(cls: type[Method]) -> None:
+    """The report sections every renderer shows, and the typed details other layers read.
+
+    ``sections(result)`` is a tuple of sections, led by the result's own headline, that the
+    API can write as JSON; its charts are the result's. A method that declares a
+    ``detail_type`` gives that type (or None where the result lacks its details), and the
+    typed view writes back exactly the details it was read from (saved JSON stays as it is).
+    """
+    result = _make(cls).run(clean_election(3))
+    sections = cls.sections(result)
+    assert isinstance(sections, tuple), f"sections() gave a {type(sections).__name__}, not a tuple"
+    assert sections and isinstance(sections[0], Headline), "sections() must begin with a Headline"
+    assert sections[0].method == result.method, "the headline names another method"
+    for section in sections:
+        assert isinstance(section, Headline | Table | Chart | Caveat), f"not a section: {section!r}"
+        json.dumps(section_dict(section))  # the API writes every section as JSON
+        if isinstance(section, Chart):
+            assert section.name in result.charts, f"chart {section.name!r} is not the result's"
+    kind = cls.detail_type
+    if kind is None:
+        return
+    assert issubclass(kind, MethodDetails), f"detail_type {kind!r} is not a MethodDetails"
+    detail = kind.from_result(result)  # what result.detail() gives once the class is registered
+    assert detail is None or isinstance(detail, kind), f"detail() gave a {type(detail).__name__}"
+    if detail is not None and kind.keys:
+        owned = {key: result.details[key] for key in kind.keys if key in result.details}
+        written = json.loads(json.dumps(detail.to_details()))
+        assert written == json.loads(json.dumps(owned)), "the typed details change what they read"
+
+
 def check_edge_stations_are_handled(cls: type[Method]) -> None:
     """Tiny stations, zero turnout and missing candidate counts give a result, not a refusal.
 
@@ -332,6 +371,7 @@ METHOD_CHECKS: tuple[Callable[[type[Method]], None], ...] = (
     check_clone,
     check_row_order_does_not_matter,
     check_json_round_trip_and_renderings,
+    check_sections_and_details,
     check_edge_stations_are_handled,
     check_no_registered_voters,
     check_clean_elections_are_not_systematically_flagged,

@@ -89,6 +89,11 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = State(home, mirror)
+    if home is not None:
+        from pollwatch.forensics.calibration import tables_home
+
+        # results read the calibration tables without settings: X's tables for this command
+        ctx.with_resource(tables_home(home.expanduser()))
 
 
 def _parse_options(values: list[str]) -> dict[str, str]:

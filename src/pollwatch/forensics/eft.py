@@ -84,9 +84,6 @@ from pollwatch.forensics.digits import (
     benford_second_digit,
     benjamini_hochberg,
     candidate_columns,
-    check_candidate,
-    check_count,
-    check_level,
     digit_chart,
     last_digits,
     second_digits,
@@ -312,15 +309,6 @@ class _EFTMethod(Method):
         "by_region": Boolean(),
     }
 
-    def __post_init__(self) -> None:
-        super().__post_init__()  # the declared parameter_constraints
-        check_count("replicates", self.replicates, 10)
-        check_count("seed", self.seed, 0)
-        check_level("level", self.level, 0.0, 1.0)
-        check_level("alpha", self.alpha, 0.0, 1.0)
-        if not isinstance(self.by_region, bool):
-            raise PollwatchError(f"by_region must be True or False, not {self.by_region!r}")
-
 
 def _region_groups(frame: pl.DataFrame) -> list[tuple[str, np.ndarray]]:
     """(region, row indices) for every region with enough stations, sorted by name."""
@@ -384,10 +372,6 @@ class _DigitMeanMethod(_EFTMethod):
         # "leader", "all" or a candidate's name or column (checked against the election)
         "candidate": Text(),
     }
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_candidate(self.candidate)
 
     # the subclasses say what one count contributes
     def _values(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -551,10 +535,6 @@ class _LastDigitBase(_DigitMeanMethod):
         **_DigitMeanMethod.parameter_constraints,
         "minimum_count": Interval(int, 0, None),
     }
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_count("minimum_count", self.minimum_count, 0)
 
 
 @METHODS.register("eft-lastc")
@@ -754,10 +734,6 @@ class _MomentMethod(_EFTMethod):
     def _value(self, x: np.ndarray) -> float:
         return float(self._moment(_power_columns(x).sum(axis=0), x.size))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_candidate(self.variable)
-
     def _estimate(self, x: np.ndarray, salt: int) -> tuple[float, tuple[float, float]]:
         columns = _power_columns(x)
         estimate = float(self._moment(columns.sum(axis=0), x.size))
@@ -881,13 +857,6 @@ class EFTDip(Method):
         "by_region": Boolean(),
     }
 
-    def __post_init__(self) -> None:
-        super().__post_init__()  # the declared parameter_constraints
-        check_candidate(self.variable)
-        check_level("alpha", self.alpha, 0.0, 1.0)
-        if not isinstance(self.by_region, bool):
-            raise PollwatchError(f"by_region must be True or False, not {self.by_region!r}")
-
     def run(self, election: Election) -> MethodResult:
         x, frame, selection, label = _variable_values(election, self.variable)
         if x.size < 4:
@@ -1005,10 +974,6 @@ class _TurnoutShareMethod(_EFTMethod):
         # "leader" or a candidate's name or column (checked against the election)
         "candidate": Text(),
     }
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_candidate(self.candidate)
 
     def _arrays(self, frame: pl.DataFrame, column: str) -> dict[str, np.ndarray]:
         def numbers(name: str) -> np.ndarray:

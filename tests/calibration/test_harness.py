@@ -33,13 +33,13 @@ from pollwatch.calibration.harness import (
     run_cell,
     wilson_interval,
 )
-from pollwatch.calibration.injectors import INJECTORS
 from pollwatch.calibration.references import ReferenceUnit, sub_election
 from pollwatch.cli import main
 from pollwatch.forensics.base import METHODS, Method, MethodResult, all_methods
 from pollwatch.forensics.calibration import CalibrationTable
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import Election
+from pollwatch.synthetic.injectors import INJECTORS
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import seed_salted
 
 SMALL: dict[str, Any] = {"stations": 300, "regions": 4, "candidates": 3}
@@ -446,7 +446,7 @@ def test_a_method_code_digest_covers_its_module_and_base_only(
     assert method_code_digest(dip) != before[dip]
     assert method_code_digest(percentages) != before[percentages]
     assert plan.digest() == digest  # no method's code is part of the plan digest
-    monkeypatch.setattr(harness, "_module_source", changed("pollwatch.forensics.simulate"))
+    monkeypatch.setattr(harness, "_module_source", changed("pollwatch.synthetic.simulator"))
     assert plan.digest() != digest  # the simulator's is
 
 

@@ -35,7 +35,7 @@ from pollwatch.forensics.calibration import (
     shipped_tables_folder,
     user_tables_folder,
 )
-from pollwatch.forensics.simulate import simulate_clean
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.calibration.test_harness import SMALL, LeaderVotes, region_units, toys  # noqa: F401
 
 PLAN = ["--elections", "2", "--stations", "300", "--replicates", "0", "--no-references"]

@@ -620,7 +620,7 @@ def _import_demo_datasets(state: State) -> list[str]:
 
 def _save_demo_simulation(state: State) -> str:
     """The demo's simulated election with planted manipulation, saved with its labels."""
-    from pollwatch.calibration.planted import DEMO_ELECTION_ID, demo_election, save_planted
+    from pollwatch.synthetic.planted import DEMO_ELECTION_ID, demo_election, save_planted
 
     from .simulate import print_planted
 

@@ -169,8 +169,8 @@ def main() -> None:
     parser.add_argument("--pythonpath", help="run the server from this src folder")
     args = parser.parse_args()
 
-    from pollwatch.forensics.simulate import simulate_clean
     from pollwatch.results.store import ElectionStore
+    from pollwatch.synthetic.simulator import simulate_clean
 
     with tempfile.TemporaryDirectory(prefix="pollwatch-bench-uploads-") as folder:
         home = Path(folder) / "home"

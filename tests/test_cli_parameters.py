@@ -11,8 +11,8 @@ from rich.console import Console
 
 import pollwatch.cli
 from pollwatch.cli import main
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.store import ElectionStore
+from pollwatch.synthetic.simulator import simulate_clean
 
 ELECTION = "params-cli"
 #: klimek-fraud-model at its cheapest (the conformance suite's parameters), as -p arguments

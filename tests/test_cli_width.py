@@ -31,11 +31,11 @@ import pollwatch.cli
 from pollwatch.cli import main
 from pollwatch.forensics.base import MethodResult, all_methods
 from pollwatch.forensics.digits import benjamini_hochberg
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import SuiteReport, regional_rows, run_suite
 from pollwatch.results.importers import all_importers
 from pollwatch.results.model import make_election
 from pollwatch.results.store import ElectionStore
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.helpers import mask_optimiser_figures, small_election
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 import pollwatch.cli
-from pollwatch.calibration.planted import DEMO_ELECTION_ID, INJECTIONS_FILE
 from pollwatch.cli import main
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.datasets import DATASETS, Dataset
 from pollwatch.results.importers.nist import export_nist
 from pollwatch.results.special import special_stations
 from pollwatch.results.store import ElectionStore
+from pollwatch.synthetic.planted import DEMO_ELECTION_ID, INJECTIONS_FILE
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.loopback import serve_folder
 
 #: Nothing listens on the discard port of the loopback: a download there is refused at once.

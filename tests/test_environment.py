@@ -11,7 +11,7 @@ import scipy
 from pollwatch import __version__
 from pollwatch.environment import numeric_versions
 from pollwatch.forensics.base import MethodResult, get_method
-from pollwatch.forensics.simulate import simulate_clean
+from pollwatch.synthetic.simulator import simulate_clean
 
 
 def test_numeric_versions_name_the_installed_releases() -> None:

@@ -14,15 +14,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pollwatch"
 # (tests/test_docs_architecture.py checks the page against this table)
 FORBIDDEN = {
     "results": {"cli", "web", "evidence", "forensics", "reports", "calibration"}
-    | {"video", "turnout", "testing"},
+    | {"video", "turnout", "testing", "synthetic"},
     "evidence": {"cli", "web", "results", "forensics", "reports", "calibration", "video"}
-    | {"turnout", "testing"},
+    | {"turnout", "testing", "synthetic"},
     "forensics": {"cli", "web", "evidence", "reports", "calibration"}
-    | {"video", "turnout", "testing"},
+    | {"video", "turnout", "testing", "synthetic"},
+    "synthetic": {"cli", "web", "evidence", "reports", "calibration"}
+    | {"video", "turnout", "testing", "forensics"},
     "calibration": {"cli", "web", "evidence", "reports", "turnout", "testing"},
     "reports": {"cli", "web", "video", "calibration", "turnout", "testing"},
     "video": {"cli", "web", "results", "forensics", "reports", "calibration"}
-    | {"turnout", "testing"},
+    | {"turnout", "testing", "synthetic"},
     "web": {"cli", "testing"},
     "turnout": {"cli", "web", "evidence", "reports", "calibration", "video", "testing"},
     "testing": {"cli", "web"},

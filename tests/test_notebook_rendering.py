@@ -20,10 +20,10 @@ import pytest
 from rich.console import Console
 
 from pollwatch._notebook import VEGA_LITE_MIME, VEGA_LITE_SCHEMA, concat_charts
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import Candidate, Election, make_election
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.helpers import small_election
 
 HOSTILE = "<script>alert(1)</script>"

@@ -19,9 +19,9 @@ from pollwatch.cli import main
 from pollwatch.errors import InputError, PollwatchError, RegistryError, StoreError
 from pollwatch.forensics.base import Method, MethodResult, all_methods, method_names
 from pollwatch.forensics.parameters import ParameterError
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.helpers import small_election
 
 CHEAP = ["integer-percentages", "klimek-fingerprint", "triage"]

@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 
 from pollwatch.errors import PollwatchError
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.triage import Triage
 from pollwatch.results.importers import import_file
 from pollwatch.results.model import Election, make_election
 from pollwatch.results.special import NUMBERING_RULES, special_stations
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import mirror_file
 
 

@@ -16,7 +16,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pollwatch.calibration.injectors import INJECTORS, Labels, VoteTransfer
 from pollwatch.forensics.base import (
     METHODS,
     Method,
@@ -29,6 +28,7 @@ from pollwatch.forensics.sections import Headline, MethodDetails, Section, Stati
 from pollwatch.results.importers.base import IMPORTERS, Example
 from pollwatch.results.importers.openelections import OpenElectionsImporter
 from pollwatch.results.model import Election, make_election
+from pollwatch.synthetic.injectors import INJECTORS, Labels, VoteTransfer
 from pollwatch.testing import (
     Check,
     Skipped,

@@ -33,13 +33,13 @@ from pollwatch.calibration.harness import (
     run_cell,
     wilson_interval,
 )
-from pollwatch.calibration.injectors import INJECTORS
 from pollwatch.calibration.references import ReferenceUnit, sub_election
 from pollwatch.cli import main
 from pollwatch.forensics.base import METHODS, Method, MethodResult, all_methods
 from pollwatch.forensics.calibration import CalibrationTable
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import Election
+from pollwatch.synthetic.injectors import INJECTORS
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import seed_salted
 
 SMALL: dict[str, Any] = {"stations": 300, "regions": 4, "candidates": 3}
@@ -446,8 +446,35 @@ def test_a_method_code_digest_covers_its_module_and_base_only(
     assert method_code_digest(dip) != before[dip]
     assert method_code_digest(percentages) != before[percentages]
     assert plan.digest() == digest  # no method's code is part of the plan digest
-    monkeypatch.setattr(harness, "_module_source", changed("pollwatch.forensics.simulate"))
+    monkeypatch.setattr(harness, "_module_source", changed("pollwatch.synthetic.simulator"))
     assert plan.digest() != digest  # the simulator's is
+
+
+def test_an_eft_kind_change_invalidates_only_that_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The EFT family is one package, a module per kind: editing one kind's module changes
+    the digests of its tests alone; editing the shared ``_base`` changes every EFT test's."""
+    names = ("eft-dip", "eft-skew", "eft-kurt", "eft-2bl", "eft-sobyanin")
+    classes = {name: METHODS.get(name) for name in names}
+    before = {name: method_code_digest(cls) for name, cls in classes.items()}
+    source = harness._module_source
+
+    def changed(module_name: str) -> Any:
+        def read(module: Any) -> bytes:
+            return source(module) + (b"# edited" if module.__name__ == module_name else b"")
+
+        return read
+
+    edits = {
+        "pollwatch.forensics.eft.dip": {"eft-dip"},
+        "pollwatch.forensics.eft.moments": {"eft-skew", "eft-kurt"},
+        "pollwatch.forensics.eft.digit_tests": {"eft-2bl"},
+        "pollwatch.forensics.eft.turnout_share": {"eft-sobyanin"},
+        "pollwatch.forensics.eft._base": set(names),
+    }
+    for module_name, affected in edits.items():
+        monkeypatch.setattr(harness, "_module_source", changed(module_name))
+        now = {name: method_code_digest(cls) for name, cls in classes.items()}
+        assert {name for name in names if now[name] != before[name]} == affected, module_name
 
 
 def test_a_changed_injector_reruns_only_its_power_elections(toys: None, tmp_path: Path) -> None:

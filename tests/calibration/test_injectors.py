@@ -11,7 +11,12 @@ import polars as pl
 import pytest
 
 from pollwatch.calibration import INJECTORS, Injector, Labels, compose
-from pollwatch.calibration.injectors import (
+from pollwatch.errors import PollwatchError
+from pollwatch.forensics.integer_peaks import IntegerPercentages
+from pollwatch.forensics.triage import Triage
+from pollwatch.results.checks import check_protocols
+from pollwatch.results.model import Election, make_election
+from pollwatch.synthetic.injectors import (
     Carousel,
     ExtremeStuffing,
     IncrementalStuffing,
@@ -19,12 +24,7 @@ from pollwatch.calibration.injectors import (
     RoundPercentages,
     VoteTransfer,
 )
-from pollwatch.errors import PollwatchError
-from pollwatch.forensics.integer_peaks import IntegerPercentages
-from pollwatch.forensics.simulate import simulate_clean
-from pollwatch.forensics.triage import Triage
-from pollwatch.results.checks import check_protocols
-from pollwatch.results.model import Election, make_election
+from pollwatch.synthetic.simulator import simulate_clean
 from pollwatch.testing import Check, parametrize_with_checks
 from pollwatch.testing.elections import clean_election
 from pollwatch.testing.injectors import changed_station_ids

@@ -27,9 +27,9 @@ from pollwatch.calibration.references import (
     sub_election,
 )
 from pollwatch.errors import DatasetError, PollwatchError
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import Election, make_election
 from pollwatch.settings import Settings
+from pollwatch.synthetic.simulator import simulate_clean
 
 EXPECTED_REGIONS = {
     "poland-2020-r1": 16,

@@ -35,7 +35,7 @@ from pollwatch.forensics.calibration import (
     shipped_tables_folder,
     user_tables_folder,
 )
-from pollwatch.forensics.simulate import simulate_clean
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.calibration.test_harness import SMALL, LeaderVotes, region_units, toys  # noqa: F401
 
 PLAN = ["--elections", "2", "--stations", "300", "--replicates", "0", "--no-references"]
@@ -116,6 +116,34 @@ def test_write_table_goes_to_the_user_folder_and_is_read_at_once(
     table = calibration_table()
     assert table.origins["toy-leader-share"] == str(folder / "toy-leader-share.json")
     assert table.origins["eft-dip"] == str(shipped_tables_folder() / "eft-dip.json")
+
+
+def test_tables_written_under_home_option_are_read_back_from_there(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--home X calibrate --write-table`` writes X's table, ``--home X analyze`` reads it,
+    though the settings' home (POLLWATCH_HOME) is another folder."""
+    other = tmp_path / "other-home"
+    plan = [*PLAN, "--method", "triage", *RUN]
+    code, _, stderr = cli(capsys, "--home", str(other), "calibrate", *plan)
+    assert code == 0, stderr
+    written = other / "calibration" / "tables" / "triage.json"
+    assert [p.name for p in written.parent.iterdir()] == ["triage.json"]
+    assert not (home / "calibration" / "tables").exists()
+    code, _, stderr = cli(capsys, "--home", str(other), "simulate", "--stations", "300")
+    assert code == 0, stderr
+    out = tmp_path / "results.json"
+    args = ["--home", str(other), "analyze", "simulated-0", "-m", "triage", "--json", str(out)]
+    code, _, stderr = cli(capsys, *args)
+    assert code == 0, stderr
+    (result,) = json.loads(out.read_text("utf-8"))["results"]
+    calibration = result["calibration"]
+    assert calibration["simulated_tests"] == 2 and calibration["reference_tests"] == 0
+    assert "--method triage" in calibration["source"]
+    # outside the command, the settings' home is in force again: the shipped table
+    shipped = calibration_summary("triage")
+    assert shipped is not None and shipped.simulated_tests == 200
+    assert user_tables_folder() == home / "calibration" / "tables"
 
 
 def test_a_user_file_replaces_the_shipped_one_of_its_method(home: Path) -> None:

@@ -27,11 +27,11 @@ from pollwatch.forensics.calibration import (
     read_tables,
     shipped_tables_folder,
 )
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import run_suite
 from pollwatch.reports.compare import method_calibration, render_comparison
 from pollwatch.reports.html import render_report
 from pollwatch.results.checks import check_protocols
+from pollwatch.synthetic.simulator import simulate_clean
 
 SAVED = Path(__file__).resolve().parent / "saved"
 

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from pollwatch.cli import main
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import make_election
 from pollwatch.results.store import ElectionStore
+from pollwatch.synthetic.simulator import simulate_clean
 
 
 def test_compare_shows_methods_side_by_side(

@@ -19,10 +19,10 @@ from pollwatch.forensics.digits import (
     last_digits,
     second_digits,
 )
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.datasets import import_dataset
 from pollwatch.results.model import Election, make_election
 from pollwatch.settings import load_settings
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import mirror_file
 
 

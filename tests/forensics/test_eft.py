@@ -11,7 +11,6 @@ import pytest
 from scipy import stats
 
 from pollwatch.errors import PollwatchError
-from pollwatch.forensics import eft
 from pollwatch.forensics._shared import shared_work
 from pollwatch.forensics.base import MethodNotApplicable, MethodResult
 from pollwatch.forensics.eft import (
@@ -24,13 +23,13 @@ from pollwatch.forensics.eft import (
     EFTSkewness,
     EFTSobyanin,
     EFTZeroFive,
-    _DigitSeries,
-    _ratio_test,
 )
-from pollwatch.forensics.simulate import simulate_clean
+from pollwatch.forensics.eft import _base as eft
+from pollwatch.forensics.eft.digit_tests import _DigitSeries, _ratio_test
 from pollwatch.results.datasets import import_dataset
 from pollwatch.results.model import Election, make_election
 from pollwatch.settings import load_settings
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import mirror_file
 
 R = 100  # bootstrap resamples in these tests

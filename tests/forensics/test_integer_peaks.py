@@ -29,9 +29,9 @@ from pollwatch.forensics.integer_peaks import (
     saddlepoint_upper_tail,
     window_probability,
 )
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.importers import import_file
 from pollwatch.results.model import Election, make_election
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import mirror_file
 
 #: excess stations (turnout or result), from the authors' repository (see module docstring)
@@ -272,7 +272,7 @@ def test_integer_shares_needs_no_registered_voters(clean: Election) -> None:
 
 
 def test_integer_shares_detects_rounded_results(clean: Election) -> None:
-    from pollwatch.calibration.injectors import RoundPercentages
+    from pollwatch.synthetic.injectors import RoundPercentages
 
     rounded, labels = RoundPercentages(share=0.1, magnitude=1.0).apply(
         clean, np.random.default_rng(0)

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pollwatch.calibration.injectors import ExtremeStuffing, IncrementalStuffing, Injector
-from pollwatch.calibration.planted import plant
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import MethodResult, get_method
 from pollwatch.forensics.klimek import (
@@ -27,10 +25,12 @@ from pollwatch.forensics.klimek import (
     clean_peak,
     fingerprint_counts,
 )
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.datasets import import_dataset
 from pollwatch.results.model import Election
 from pollwatch.settings import load_settings
+from pollwatch.synthetic.injectors import ExtremeStuffing, IncrementalStuffing, Injector
+from pollwatch.synthetic.planted import plant
+from pollwatch.synthetic.simulator import simulate_clean
 
 NAMES = ("russia-2011", "russia-2012", "poland-2020-r1", "germany-ew2024")
 RUSSIA = ("russia-2011", "russia-2012")

@@ -25,8 +25,8 @@ from pollwatch.forensics.parameters import (
     validate_parameters,
 )
 from pollwatch.forensics.shpilkin import ShpilkinEstimate
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import run_suite
+from pollwatch.synthetic.simulator import simulate_clean
 
 METHODS = all_methods()
 

@@ -22,16 +22,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pollwatch.calibration.injectors import INJECTORS, ExtremeStuffing
-from pollwatch.calibration.planted import plant
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import MethodNotApplicable, MethodResult, get_method
 from pollwatch.forensics.shpilkin import ShpilkinEstimate
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.datasets import import_dataset
 from pollwatch.results.importers import import_file
 from pollwatch.results.model import Election, make_election
 from pollwatch.settings import load_settings
+from pollwatch.synthetic.injectors import INJECTORS, ExtremeStuffing
+from pollwatch.synthetic.planted import plant
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import mirror_file
 
 PUBLISHED = {"2011": 15.0e6, "2016": 12.0e6, "2018": 9.95e6}
@@ -199,7 +199,7 @@ def planted_runs(seed: int, injector: str) -> list[tuple[int, MethodResult]]:
     """(planted extra votes for the leader, result) at each share of manipulated stations.
 
     The planted amount is what the injector's labels say: ballots added for the leader plus
-    opponents' votes moved to it (src/pollwatch/calibration/planted.py).
+    opponents' votes moved to it (src/pollwatch/synthetic/planted.py).
     """
     base = simulate_clean(stations=4000, seed=seed, regions=1)
     runs = []

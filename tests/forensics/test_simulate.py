@@ -19,14 +19,22 @@ import polars as pl
 import pytest
 
 from pollwatch.cli import main
-from pollwatch.cli.simulate import INJECTIONS_FILE, parse_injection
-from pollwatch.errors import PollwatchError
+from pollwatch.errors import PollwatchError, StoreError
 from pollwatch.forensics.integer_peaks import IntegerPercentages
-from pollwatch.forensics.simulate import simulate_clean, simulate_like
 from pollwatch.results.datasets import import_dataset
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings
+from pollwatch.synthetic.labels import LabelsFile, read_labels
+from pollwatch.synthetic.planted import (
+    INJECTIONS_FILE,
+    injectors_of,
+    parse_injection,
+    plant,
+    plant_injections,
+    save_planted,
+)
+from pollwatch.synthetic.simulator import simulate_clean, simulate_like
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -338,6 +346,37 @@ def test_simulate_saves_the_election_and_the_labels(
     # all 150 in 51 of 51 streams (no salt, salts 1-50)
     assert differs.height > 100
     assert "sim-stuffed" in out and "150 stations" in out
+
+
+def test_the_labels_file_is_written_and_read_through_the_store(home: Path) -> None:
+    store = ElectionStore(home / "elections")
+    base = simulate_clean(stations=600, seed=4)
+    injectors = injectors_of(["carousel:0.1:0.05", "round-percentages:0.05:5"])
+    planted = plant_injections(base, injectors, seed=4)
+    assert planted.election.id == "simulated-clean-4-carousel-round-percentages"
+    outcome, path = save_planted(store, planted)
+    assert outcome == "created" and path == store.root / planted.election.id / INJECTIONS_FILE
+    labels = read_labels(store, planted.election.id)
+    assert labels == planted.labels_file() and labels is not None
+    assert [label.injector for label in labels.injections] == ["carousel", "round-percentages"]
+    assert labels.injections[0].stations == planted.labels[0].stations
+    assert len(labels.injections[0].stations) == 60
+    assert LabelsFile.from_dict(json.loads(path.read_text("utf-8"))) == labels
+    # a clean election has no labels; a replacement drops the old ones with the old folder
+    store.save(base)
+    assert read_labels(store, base.id) is None
+    clean_again = plant(base, [], seed=4, election_id=planted.election.id)
+    assert save_planted(store, clean_again, replace=True) == ("replaced", None)
+    assert read_labels(store, planted.election.id) is None
+    # a damaged file is one StoreError naming it; the store's own files are no attachments
+    store.write_attachment(base.id, INJECTIONS_FILE, '{"format": "pollwatch-injections/9"}')
+    with pytest.raises(StoreError, match=r"injections\.json is damaged"):
+        read_labels(store, base.id)
+    for name in ("meta.json", "stations.parquet", "../x.json", ".hidden", ""):
+        with pytest.raises(StoreError, match="cannot be kept beside an election"):
+            store.write_attachment(base.id, name, "{}")
+    with pytest.raises(StoreError, match="no election"):
+        store.write_attachment("no-such-election", INJECTIONS_FILE, "{}")
 
 
 def test_simulate_like_a_stored_election(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,6 @@ from scipy import stats
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics import spikes
 from pollwatch.forensics.base import MethodNotApplicable, MethodResult, get_method
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.spikes import (
     RozenasSpikes,
     fit_beta_binomial_mixture,
@@ -29,6 +28,7 @@ from pollwatch.forensics.spikes import (
     read_qss_reference,
 )
 from pollwatch.results.model import Election, make_election
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import mirror_file
 
 QSS = "qss_rozenas_fraud_refs"

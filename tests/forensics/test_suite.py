@@ -18,10 +18,10 @@ from pollwatch.errors import RegistryError
 from pollwatch.forensics import suite as suite_module
 from pollwatch.forensics._shared import shared, shared_work
 from pollwatch.forensics.base import get_method, method_names
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.results.model import make_election
 from pollwatch.results.store import ElectionStore
+from pollwatch.synthetic.simulator import simulate_clean
 
 
 def test_results_are_cached_by_digest_and_parameters(tmp_path: Path) -> None:

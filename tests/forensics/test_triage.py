@@ -6,10 +6,10 @@ import polars as pl
 import pytest
 
 from pollwatch.errors import PollwatchError
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.triage import Triage
 from pollwatch.results.model import make_election
 from pollwatch.results.special import special_stations
+from pollwatch.synthetic.simulator import simulate_clean
 
 
 def stuffed(count: int = 10):

@@ -30,8 +30,6 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from pollwatch.calibration.injectors import INJECTORS
-from pollwatch.calibration.planted import plant
 from pollwatch.forensics.base import MethodResult
 from pollwatch.forensics.calibration import (
     TABLE_FORMAT,
@@ -39,10 +37,12 @@ from pollwatch.forensics.calibration import (
     calibration_summary,
     calibration_table,
 )
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.forensics.verdict import Verdict, verdict
 from pollwatch.settings import Settings
+from pollwatch.synthetic.injectors import INJECTORS
+from pollwatch.synthetic.planted import plant
+from pollwatch.synthetic.simulator import simulate_clean
 from tests.helpers import mask_optimiser_figures
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

@@ -21,10 +21,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from fastapi.testclient import TestClient
 
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.importers import get_importer
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings, load_settings
+from pollwatch.synthetic.simulator import simulate_clean
 from pollwatch.web.app import create_app
 
 API_PATHS = [
@@ -479,9 +479,9 @@ def test_russia_2018_page_and_pagination(mirror: Path, tmp_path: Path) -> None:
 def test_election_page_links_to_its_self_contained_report(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from pollwatch.forensics.simulate import simulate_clean
     from pollwatch.results.store import ElectionStore
     from pollwatch.settings import Settings
+    from pollwatch.synthetic.simulator import simulate_clean
     from pollwatch.web.app import create_app
 
     settings = Settings(home=tmp_path / "home")

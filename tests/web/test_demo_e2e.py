@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 import pollwatch.cli
-from pollwatch.calibration.planted import DEMO_ELECTION_ID, INJECTIONS_FILE
 from pollwatch.forensics.suite import run_suite
 from pollwatch.results.datasets import DATASETS
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings
+from pollwatch.synthetic.planted import DEMO_ELECTION_ID, INJECTIONS_FILE
 
 from .conftest import FAST_METHODS, WebStore
 

@@ -39,10 +39,10 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from pollwatch.evidence.archive import EvidenceArchive
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings
 from pollwatch.spreadsheet import neutralise
+from pollwatch.synthetic.simulator import simulate_clean
 from pollwatch.video.accounts import AccountStore
 from pollwatch.video.custody import DENIALS_PER_WINDOW, MAX_RANGE, RATE_LIMITED
 from pollwatch.video.throttle import (

@@ -7,10 +7,10 @@ import pytest
 
 from pollwatch.forensics.base import MethodResult
 from pollwatch.forensics.calibration import Calibration
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.triage import Triage
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import Election, make_election
+from pollwatch.synthetic.simulator import simulate_clean
 from pollwatch.web import views
 
 

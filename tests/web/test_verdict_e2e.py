@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from pollwatch.calibration.injectors import INJECTORS
-from pollwatch.calibration.planted import plant
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import run_suite
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings
+from pollwatch.synthetic.injectors import INJECTORS
+from pollwatch.synthetic.planted import plant
+from pollwatch.synthetic.simulator import simulate_clean
 
 from .conftest import WebStore
 

@@ -9,10 +9,10 @@ import pytest
 
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import MethodResult
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.forensics.suite import run_suite
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import Election
+from pollwatch.synthetic.simulator import simulate_clean
 from pollwatch.web import views
 from tests.helpers import small_election
 

@@ -1,13 +1,12 @@
-"""Calibration: synthetic manipulation, false-positive rates and power; imports results and
-forensics, never cli/web.
+"""Calibration: false-positive rates, power and stress tests of the methods; imports results,
+forensics and synthetic, never cli/web.
 
-:mod:`pollwatch.calibration.injectors` plants known manipulations in an election (one seam,
-:data:`~pollwatch.calibration.injectors.INJECTORS`), so that a method's false-positive rate on
-clean elections and its power on manipulated ones can be measured against labels;
-:mod:`pollwatch.calibration.planted` saves such an election in the store with its labels
-(``pollwatch simulate --inject``, ``pollwatch demo``).
+The elections it measures on come from :mod:`pollwatch.synthetic` (the clean simulator and the
+manipulation injectors, :data:`~pollwatch.synthetic.injectors.INJECTORS`), so that a method's
+false-positive rate on clean elections and its power on manipulated ones can be measured
+against labels. The injector seam is re-exported here for existing imports.
 """
 
-from pollwatch.calibration.injectors import INJECTORS, Injector, Labels, compose
+from pollwatch.synthetic.injectors import INJECTORS, Injector, Labels, compose
 
 __all__ = ["INJECTORS", "Injector", "Labels", "compose"]

@@ -4,10 +4,10 @@ A :class:`CalibrationPlan` says what to measure; :func:`plan_cells` lists its **
 a **cell** is one method on one of them:
 
 * ``clean-<i>``: a clean simulated election
-  (:func:`pollwatch.forensics.simulate.simulate_clean`), for false-positive rates and for the
+  (:func:`pollwatch.synthetic.simulator.simulate_clean`), for false-positive rates and for the
   empirical thresholds of methods without a p-value;
 * ``power-<injector>-<level>-<r>``: a fresh clean simulation with one injector
-  (:data:`pollwatch.calibration.injectors.INJECTORS`) applied to ``share`` of its stations at
+  (:data:`pollwatch.synthetic.injectors.INJECTORS`) applied to ``share`` of its stations at
   a low, medium or high magnitude, for power and, for methods that score stations, precision
   and recall against the injector's labels;
 * ``reference-<id>-<u>``: one unit (a region, state, district or random subsample) of a real
@@ -83,7 +83,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from pollwatch import __version__
-from pollwatch.calibration.injectors import INJECTORS, Injector
 from pollwatch.environment import numeric_versions
 from pollwatch.errors import PollwatchError
 from pollwatch.fileio import atomic_write_json, atomic_write_text
@@ -91,6 +90,7 @@ from pollwatch.forensics.base import METHODS, Method, MethodNotApplicable, metho
 from pollwatch.forensics.calibration import TABLE_FORMAT, table_file
 from pollwatch.results.model import Election
 from pollwatch.settings import Settings
+from pollwatch.synthetic.injectors import INJECTORS, Injector
 
 __all__ = [
     "PLAN_SETTINGS",
@@ -354,8 +354,8 @@ def method_code_digest(cls: type[Method]) -> str:
 def elections_code_digest() -> str:
     """The digest of the code that builds the planned elections (simulator, reference units)."""
     from pollwatch.calibration import references
-    from pollwatch.forensics import simulate
     from pollwatch.forensics.spikes import read_qss_reference
+    from pollwatch.synthetic import simulator as simulate
 
     digest = hashlib.sha256()
     for module in (simulate, references):
@@ -374,7 +374,7 @@ def injector_key(name: str, magnitude: float) -> str:
 
 
 #: the simulator of the clean elections, as the docs page names it
-SIMULATOR = "pollwatch.forensics.simulate.simulate_clean"
+SIMULATOR = "pollwatch.synthetic.simulator.simulate_clean"
 
 
 class ReferenceUnitLike(Protocol):
@@ -456,7 +456,7 @@ def _finite(value: Any) -> float | None:
 
 
 def _simulate(plan: CalibrationPlan, cell: Cell, stations: int) -> Election:
-    from pollwatch.forensics.simulate import simulate_clean
+    from pollwatch.synthetic.simulator import simulate_clean
 
     return simulate_clean(
         stations=stations,

@@ -2,10 +2,10 @@
 
 The calibration harness asks how often a method *flags* an election; this module asks whether
 an estimating method's number *tracks* what was planted. For each :data:`STRESS_CASES` entry (a
-method, an injector from :mod:`pollwatch.calibration.injectors` at a fixed magnitude, and the
+method, an injector from :mod:`pollwatch.synthetic.injectors` at a fixed magnitude, and the
 quantity compared) and each share in :data:`STRESS_SHARES`, a clean election is simulated
-(:func:`pollwatch.forensics.simulate.simulate_clean`, one region), the injector is planted at
-that share of its stations with :func:`pollwatch.calibration.planted.plant` (share 0: the
+(:func:`pollwatch.synthetic.simulator.simulate_clean`, one region), the injector is planted at
+that share of its stations with :func:`pollwatch.synthetic.planted.plant` (share 0: the
 clean twin, nothing planted), and the method is run on it. Each point pairs the **planted**
 amount, read from the injector's labels, with the method's **estimate**:
 
@@ -39,11 +39,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pollwatch.calibration.injectors import INJECTORS
-from pollwatch.calibration.planted import plant
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import METHODS, MethodResult, all_methods
-from pollwatch.forensics.simulate import simulate_clean
+from pollwatch.synthetic.injectors import INJECTORS
+from pollwatch.synthetic.planted import plant
+from pollwatch.synthetic.simulator import simulate_clean
 
 __all__ = [
     "STRESS_CASES",

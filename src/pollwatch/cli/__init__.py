@@ -90,6 +90,11 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = State(home, mirror)
+    if home is not None:
+        from pollwatch.forensics.calibration import tables_home
+
+        # results read the calibration tables without settings: X's tables for this command
+        ctx.with_resource(tables_home(home.expanduser()))
 
 
 def _parse_options(values: list[str]) -> dict[str, str]:
@@ -620,7 +625,7 @@ def _import_demo_datasets(state: State) -> list[str]:
 
 def _save_demo_simulation(state: State) -> str:
     """The demo's simulated election with planted manipulation, saved with its labels."""
-    from pollwatch.calibration.planted import DEMO_ELECTION_ID, demo_election, save_planted
+    from pollwatch.synthetic.planted import DEMO_ELECTION_ID, demo_election, save_planted
 
     from .simulate import print_planted
 

@@ -2,10 +2,11 @@
 
 The election is saved in the local store like an imported one, so that ``show``, ``analyze``,
 ``compare`` and ``report`` work on it. With ``--inject NAME:SHARE:MAGNITUDE`` (repeatable) the
-named manipulations (:data:`pollwatch.calibration.injectors.INJECTORS`) are planted in it, in
-order, and their labels (affected stations, ballots added, votes moved) are written to
-``<store>/<id>/injections.json`` next to the election
-(:mod:`pollwatch.calibration.planted`, which ``pollwatch demo`` uses too).
+named manipulations (:data:`pollwatch.synthetic.injectors.INJECTORS`) are planted in it, in
+order, and their labels (affected stations, ballots added, votes moved) are kept in
+``<store>/<id>/injections.json`` beside the election. The command only parses and renders:
+the simulation, the planting and the saving (through the store) are
+:mod:`pollwatch.synthetic`'s, which ``pollwatch demo`` uses too.
 """
 
 from __future__ import annotations
@@ -16,33 +17,21 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from pollwatch.calibration.planted import INJECTIONS_FILE, PlantedElection, plant, save_planted
 from pollwatch.errors import PollwatchError, StoreError
 from pollwatch.results.model import Election
-from pollwatch.results.store import ElectionStore, check_election_id
+from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings
+from pollwatch.synthetic.planted import (
+    PlantedElection,
+    injectors_of,
+    plant_injections,
+    save_planted,
+)
 
 from .state import console, err_console
 from .state import settings as _settings
 
-__all__ = ["INJECTIONS_FILE", "parse_injection", "print_planted", "register"]
-
-
-def parse_injection(text: str) -> tuple[str, float, float]:
-    """``NAME:SHARE:MAGNITUDE`` -> (name, share, magnitude); a bad value is one clear error."""
-    parts = text.rsplit(":", 2)
-    hint = "e.g. --inject incremental-stuffing:0.1:0.5 (see docs/calibration-injectors.md)"
-    if len(parts) != 3 or not parts[0]:
-        raise PollwatchError(f"--inject {text!r} is not NAME:SHARE:MAGNITUDE", hint=hint)
-    values = []
-    for label, part in (("SHARE", parts[1]), ("MAGNITUDE", parts[2])):
-        try:
-            values.append(float(part))
-        except ValueError:
-            raise PollwatchError(
-                f"--inject {parts[0]}: {label} {part!r} is not a number", hint=hint
-            ) from None
-    return parts[0], values[0], values[1]
+__all__ = ["print_planted", "register"]
 
 
 def _base_election(
@@ -53,8 +42,8 @@ def _base_election(
     seed: int,
     by: str,
 ) -> Election:
-    from pollwatch.forensics.simulate import simulate_like
     from pollwatch.results.datasets import DATASETS, import_dataset
+    from pollwatch.synthetic.simulator import simulate_like
 
     if like in store:
         real = store.load(like)
@@ -125,13 +114,11 @@ def simulate_command(
 ) -> None:
     """Simulate a clean election (or a real one's clean twin), optionally manipulated, and
     save it in the store."""
-    from pollwatch.calibration.injectors import INJECTORS
-    from pollwatch.forensics.simulate import simulate_clean
+    from pollwatch.synthetic.simulator import simulate_clean
 
     settings = _settings(ctx)
     store = ElectionStore(settings.elections_dir)
-    specs = [parse_injection(text) for text in inject or []]
-    injectors = [INJECTORS.get(name)(share=share, magnitude=mag) for name, share, mag in specs]
+    injectors = injectors_of(inject or [])
     if like is not None and (regions is not None or hospital_share or abroad_share):
         raise PollwatchError(
             "--regions, --hospital-share and --abroad-share apply to synthetic elections only",
@@ -150,9 +137,7 @@ def simulate_command(
             abroad_share=abroad_share,
             election_id=f"simulated-{seed}",
         )
-    default_id = base.id if not specs else f"{base.id}-" + "-".join(n for n, _, _ in specs)
-    target_id = check_election_id(election_id or default_id)
-    planted = plant(base, injectors, seed=seed, election_id=target_id)
+    planted = plant_injections(base, injectors, seed=seed, election_id=election_id)
     outcome, labels_path = save_planted(store, planted, replace=replace)
     print_planted(planted, outcome, labels_path)
 

@@ -7,9 +7,11 @@ elections with planted manipulation, and writes one **table file per method** (f
 pollwatch live in the calibration data folder, ``pollwatch/calibration/tables/<method>.json``
 (:func:`shipped_tables_folder`); a user's own, written by ``pollwatch calibrate -m NAME
 --write-table``, in ``<home>/calibration/tables/`` (:func:`user_tables_folder`), where a file
-replaces the shipped one of the same method. :func:`calibration_table` reads both into a
-:class:`CalibrationTable`; :func:`calibration_summary` turns a method's entry into the
-:class:`Calibration` that :meth:`~pollwatch.forensics.base.Method.result` puts in
+replaces the shipped one of the same method; ``pollwatch --home X`` makes X that home for the
+whole command (:func:`tables_home`), so tables written there are read back from there.
+:func:`calibration_table` reads both into a :class:`CalibrationTable`;
+:func:`calibration_summary` turns a method's entry into the :class:`Calibration` that
+:meth:`~pollwatch.forensics.base.Method.result` puts in
 :attr:`MethodResult.calibration <pollwatch.forensics.base.MethodResult.calibration>`, so that a
 p-value is always shown beside "this method flags X % of clean elections". A method without a
 table file is "not calibrated" (its results say so); that is not an error.
@@ -41,9 +43,10 @@ Layer: imports settings and errors only; reads the calibration data folder as pa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -67,6 +70,7 @@ __all__ = [
     "read_tables",
     "shipped_tables_folder",
     "table_file",
+    "tables_home",
     "user_tables_folder",
 ]
 
@@ -421,12 +425,34 @@ def shipped_tables_folder() -> Path:
     return Path(str(resources.files("pollwatch"))) / "calibration" / "tables"
 
 
+#: the home set by :func:`tables_home` (None: the settings' home)
+_home_in_force: Path | None = None
+
+
+@contextlib.contextmanager
+def tables_home(home: Path) -> Iterator[Path]:
+    """Within the block, user tables are read from ``<home>/calibration/tables/``.
+
+    For readers that are given no home (every result's calibration, the verdict): the command
+    line's ``--home`` holds for the whole command, threads included, as the settings do. The
+    previous home is restored on leaving.
+    """
+    global _home_in_force
+    previous, _home_in_force = _home_in_force, Path(home)
+    try:
+        yield Path(home)
+    finally:
+        _home_in_force = previous
+
+
 def user_tables_folder(home: Path | None = None) -> Path | None:
-    """``<home>/calibration/tables/`` (home: the settings' one by default; None if unknown).
+    """``<home>/calibration/tables/`` (home: :func:`tables_home`'s, else the settings' one).
 
     The settings come from the environment and the config file; when they cannot be read,
     there is no user folder here (the command line reports the settings error itself).
     """
+    if home is None:
+        home = _home_in_force
     if home is None:
         try:
             return load_settings().calibration_dir / "tables"
@@ -490,7 +516,7 @@ def calibration_table(home: Path | None = None) -> CalibrationTable:
     """The tables in force: the shipped ones, each replaced by the user's file of its method.
 
     ``home`` is the pollwatch home whose ``calibration/tables/`` overlays the shipped tables
-    (default: the settings' home).
+    (default: :func:`tables_home`'s, else the settings' home).
     """
     return read_tables(shipped_tables_folder(), user_tables_folder(home))
 

@@ -46,7 +46,6 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import stats
 
-from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
     METHODS,
     Method,
@@ -119,26 +118,6 @@ def candidate_columns(election: Election, candidate: str) -> list[str]:
             )
         return [leader.column]
     return [election.column_of(candidate)]
-
-
-def check_candidate(candidate: object) -> None:
-    """Constructor check shared by the digit methods."""
-    if not isinstance(candidate, str) or not candidate:
-        raise PollwatchError(
-            f"candidate must be 'leader', 'all' or a candidate's name, not {candidate!r}"
-        )
-
-
-def check_level(name: str, value: object, low: float, high: float) -> None:
-    """Raise a PollwatchError unless ``low < value < high``."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or not low < value < high:
-        raise PollwatchError(f"{name} must be a number between {low} and {high}, not {value!r}")
-
-
-def check_count(name: str, value: object, minimum: int) -> None:
-    """Raise a PollwatchError unless ``value`` is an integer of at least ``minimum``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise PollwatchError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
 
 
 def digit_chart(title: str, shares: Sequence[float], expected: Sequence[float]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import optimize, special
 
-from pollwatch.errors import InputError, PollwatchError
+from pollwatch.errors import InputError
 from pollwatch.forensics.base import (
     METHODS,
     Method,
@@ -827,47 +827,6 @@ class RozenasSpikes(Method):
     coarse_denominator: int = 20
     alpha: float = 0.05
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()  # the declared parameter_constraints
-        checks: list[tuple[bool, str]] = [
-            (
-                isinstance(self.replicates, int) and 2 <= self.replicates <= 100_000,
-                "replicates must be an integer from 2 to 100000",
-            ),
-            (
-                isinstance(self.bandwidth, int | float) and 0 < self.bandwidth <= 0.1,
-                "bandwidth must be a number above 0 and at most 0.1",
-            ),
-            (
-                isinstance(self.grid, int) and 11 <= self.grid <= 100_001,
-                "grid must be an integer from 11 to 100001",
-            ),
-            (
-                isinstance(self.max_components, int) and 1 <= self.max_components <= 10,
-                "max_components must be an integer from 1 to 10",
-            ),
-            (
-                isinstance(self.interval_draws, int) and 0 <= self.interval_draws <= 100_000,
-                "interval_draws must be an integer from 0 to 100000",
-            ),
-            (
-                isinstance(self.interval_level, float) and 0 < self.interval_level < 1,
-                "interval_level must be a number strictly between 0 and 1",
-            ),
-            (
-                isinstance(self.coarse_denominator, int) and 1 <= self.coarse_denominator <= 1000,
-                "coarse_denominator must be an integer from 1 to 1000",
-            ),
-            (
-                isinstance(self.alpha, float) and 0 < self.alpha < 1,
-                "alpha must be a number strictly between 0 and 1",
-            ),
-            (isinstance(self.seed, int) and self.seed >= 0, "seed must be an integer >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise PollwatchError(f"rozenas-spikes: {message}")
 
     def run(self, election: Election) -> MethodResult:
         candidate = self._candidate(election)

@@ -33,7 +33,7 @@ import polars as pl
 
 from pollwatch import __version__
 from pollwatch.errors import StoreError
-from pollwatch.fileio import fsync_directory, fsync_tree
+from pollwatch.fileio import atomic_write_text, fsync_directory, fsync_tree
 from pollwatch.results.model import Election, ElectionMeta, make_election, simulation_notice
 from pollwatch.results.quarantine import Quarantine
 
@@ -44,6 +44,8 @@ _STAGING = ".staging-"
 _TRASH = ".trash-"
 STALE_STAGING = 3600.0
 """Seconds after which a staging folder without a living save is a leftover of a dead one."""
+#: the files of the store's own in an election's folder (never attachments)
+_OWN_FILES = frozenset({"meta.json", "stations.parquet", "quarantine.json"})
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,45 @@ class ElectionStore:
             except (OSError, ValueError, KeyError):
                 continue  # a damaged entry is reported by load(), not by the listing
         return entries
+
+    def _attachment(self, election_id: str, name: str) -> Path:
+        """The path of a file kept beside an election (its own files are not attachments)."""
+        if not name or name.startswith(".") or "/" in name or "\\" in name or name in _OWN_FILES:
+            raise StoreError(
+                f"{name!r} cannot be kept beside an election",
+                hint=f"a plain file name other than {', '.join(sorted(_OWN_FILES))}",
+            )
+        return self._folder(election_id) / name
+
+    def write_attachment(self, election_id: str, name: str, text: str) -> Path:
+        """Keep ``text`` as file ``name`` beside a stored election, atomically; its path.
+
+        For what belongs to one election without being its numbers (a simulated election's
+        labels); replacing the election removes its attachments with the old folder.
+        """
+        path = self._attachment(election_id, name)
+        self._read_meta_json(election_id)  # an unknown id is a StoreError
+        try:
+            atomic_write_text(path, text)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write {path} ({exc})",
+                hint="check free space and permissions of the store (POLLWATCH_HOME)",
+            ) from None
+        return path
+
+    def read_attachment(self, election_id: str, name: str) -> str | None:
+        """The text of file ``name`` kept beside a stored election (None: there is none)."""
+        path = self._attachment(election_id, name)
+        self._read_meta_json(election_id)
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(
+                f"{path} cannot be read ({exc})", hint="check its permissions"
+            ) from None
 
     def delete(self, election_id: str) -> None:
         """Remove a stored election."""

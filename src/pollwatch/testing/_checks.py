@@ -68,9 +68,9 @@ def run_checks(checks: Iterable[Check]) -> tuple[Skipped, ...]:
 
 def _checks_of(item: Any) -> Iterator[Check]:
     # Imported here: each family of checks imports its seam (forensics, importers, injectors).
-    from pollwatch.calibration.injectors import Injector
     from pollwatch.forensics.base import Method
     from pollwatch.results.importers.base import Importer
+    from pollwatch.synthetic.injectors import Injector
     from pollwatch.testing.importers import importer_checks
     from pollwatch.testing.injectors import injector_checks
     from pollwatch.testing.methods import method_checks

@@ -10,15 +10,15 @@ from functools import cache
 
 import polars as pl
 
-from pollwatch.forensics.simulate import simulate_clean
 from pollwatch.results.model import Election, make_election
+from pollwatch.synthetic.simulator import simulate_clean
 
 __all__ = ["clean_election", "edge_case_election", "election_without_registered"]
 
 
 @cache
 def clean_election(seed: int, stations: int = 1500, regions: int = 20) -> Election:
-    """A clean simulated election (:func:`~pollwatch.forensics.simulate.simulate_clean`)."""
+    """A clean simulated election (:func:`~pollwatch.synthetic.simulator.simulate_clean`)."""
     return simulate_clean(stations=stations, seed=seed, regions=regions)
 
 

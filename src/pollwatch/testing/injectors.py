@@ -1,5 +1,5 @@
 """Checks every manipulation injector must pass (the contract of
-:mod:`pollwatch.calibration.injectors`).
+:mod:`pollwatch.synthetic.injectors`).
 
 Only labelled stations change; the protocol stays consistent; ``round(share * eligible)``
 stations are drawn, the same ones for the same generator state whatever the row order; share 0
@@ -17,10 +17,10 @@ from functools import partial
 import numpy as np
 import polars as pl
 
-from pollwatch.calibration.injectors import INJECTORS, Injector
 from pollwatch.errors import PollwatchError
 from pollwatch.results.checks import check_protocols
 from pollwatch.results.model import RESERVED_COLUMNS, Election, make_election
+from pollwatch.synthetic.injectors import INJECTORS, Injector
 from pollwatch.testing._checks import Check, Skipped, run_checks
 from pollwatch.testing.elections import clean_election
 

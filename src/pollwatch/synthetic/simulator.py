@@ -171,7 +171,7 @@ def simulate_clean(
         date="2000-01-01",
         kind="simulated",
         contest="Simulated clean election",
-        source=f"pollwatch.forensics.simulate.simulate_clean(seed={seed}{specials})",
+        source=f"pollwatch.synthetic.simulator.simulate_clean(seed={seed}{specials})",
         license="CC0-1.0",
         importer="simulation",
         candidates=tuple(Candidate(n, n) for n in names),
@@ -486,7 +486,7 @@ def simulate_like(
         date=election.meta.date,
         kind="simulated",
         contest=f"Clean twin of {election.meta.contest}",
-        source=f"pollwatch.forensics.simulate.simulate_like({election.id!r}, seed={seed}, "
+        source=f"pollwatch.synthetic.simulator.simulate_like({election.id!r}, seed={seed}, "
         f"stations={stations}, by={by!r})",
         license=election.meta.license,
         importer="simulation",

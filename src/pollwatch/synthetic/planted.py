@@ -8,8 +8,11 @@ One code path for ``pollwatch simulate --inject`` and ``pollwatch demo``:
   ``planted_manipulation`` definition naming what was planted at how many stations, which
   every rendering shows as the election's label
   (:attr:`~pollwatch.results.model.ElectionMeta.simulation_notice`);
-* :func:`save_planted` saves it in the store and writes the labels (affected stations, ballots
-  added, votes moved) to ``<store>/<id>/injections.json`` next to it;
+* :func:`plant_injections` names the result after what was planted, with injectors made by
+  :func:`injectors_of` from ``NAME:SHARE:MAGNITUDE`` texts (what ``--inject`` takes);
+* :func:`save_planted` saves it in the store with its labels (affected stations, ballots
+  added, votes moved) beside it, ``<store>/<id>/injections.json``
+  (:mod:`pollwatch.synthetic.labels`), both through the store;
 * :func:`demo_election` is the demo's recipe: a clean synthetic election with extreme ballot
   stuffing and whole-percent results planted at a tenth of the stations each.
 """
@@ -19,15 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from pollwatch.calibration.injectors import INJECTORS, Injector, Labels, compose
-from pollwatch.fileio import atomic_write_json
-from pollwatch.forensics.simulate import simulate_clean
+from pollwatch.errors import PollwatchError
 from pollwatch.results.model import PLANTED_DEFINITION, Election
 from pollwatch.results.store import ElectionStore, check_election_id
+from pollwatch.synthetic.injectors import INJECTORS, Injector, Labels, compose
+from pollwatch.synthetic.labels import INJECTIONS_FILE, LabelsFile, write_labels
+from pollwatch.synthetic.simulator import simulate_clean
 
 __all__ = [
     "DEMO_ELECTION_ID",
@@ -35,13 +39,14 @@ __all__ = [
     "INJECTIONS_FILE",
     "PlantedElection",
     "demo_election",
+    "injectors_of",
+    "parse_injection",
     "plant",
+    "plant_injections",
     "planted_summary",
     "save_planted",
 ]
 
-#: The labels of the planted manipulations, in the simulated election's store folder.
-INJECTIONS_FILE = "injections.json"
 #: The store id of the demo's simulated election.
 DEMO_ELECTION_ID = "simulated-demo"
 #: The demo's planted manipulations, ``(injector, share, magnitude)``, applied in order: the
@@ -62,16 +67,11 @@ class PlantedElection:
     seed: int
     labels: tuple[Labels, ...]
 
-    def record(self) -> dict[str, Any]:
-        """The content of ``injections.json`` (format ``pollwatch-injections/1``)."""
-        return {
-            "format": "pollwatch-injections/1",
-            "election": self.election.id,
-            "clean": self.clean_id,
-            "seed": self.seed,
-            "generator": "numpy default_rng([seed, 1]), injectors applied in order",
-            "injections": [label.to_dict() for label in self.labels],
-        }
+    def labels_file(self) -> LabelsFile:
+        """The content of ``injections.json`` (:mod:`pollwatch.synthetic.labels`)."""
+        return LabelsFile(
+            election=self.election.id, clean=self.clean_id, seed=self.seed, injections=self.labels
+        )
 
 
 def _percent(fraction: float) -> str:
@@ -125,23 +125,53 @@ def plant(
     )
 
 
+def parse_injection(text: str) -> tuple[str, float, float]:
+    """``NAME:SHARE:MAGNITUDE`` -> (name, share, magnitude); a bad value is one clear error."""
+    parts = text.rsplit(":", 2)
+    hint = "e.g. --inject incremental-stuffing:0.1:0.5 (see docs/calibration-injectors.md)"
+    if len(parts) != 3 or not parts[0]:
+        raise PollwatchError(f"--inject {text!r} is not NAME:SHARE:MAGNITUDE", hint=hint)
+    values = []
+    for label, part in (("SHARE", parts[1]), ("MAGNITUDE", parts[2])):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise PollwatchError(
+                f"--inject {parts[0]}: {label} {part!r} is not a number", hint=hint
+            ) from None
+    return parts[0], values[0], values[1]
+
+
+def injectors_of(injections: Sequence[str]) -> list[Injector]:
+    """The injectors of ``NAME:SHARE:MAGNITUDE`` texts, in order, their parameters checked."""
+    specs = [parse_injection(text) for text in injections]
+    return [INJECTORS.get(name)(share=share, magnitude=mag) for name, share, mag in specs]
+
+
+def plant_injections(
+    base: Election, injectors: Sequence[Injector], *, seed: int, election_id: str | None = None
+) -> PlantedElection:
+    """:func:`plant`, the id defaulting to ``base``'s suffixed with the injectors' names
+    (``simulated-3-carousel``)."""
+    names = [injector.name for injector in injectors]
+    default_id = "-".join([base.id, *names])
+    return plant(base, injectors, seed=seed, election_id=election_id or default_id)
+
+
 def save_planted(
     store: ElectionStore, planted: PlantedElection, *, replace: bool = False
 ) -> tuple[Literal["created", "unchanged", "replaced"], Path | None]:
-    """Save the election in ``store`` and its labels next to it; the labels' path, if any."""
+    """Save the election in ``store`` and its labels beside it; the labels' path, if any."""
     outcome = store.save(planted.election, replace=replace)
     if not planted.labels:
         return outcome, None
-    folder = store.root / planted.election.id
-    target = folder / INJECTIONS_FILE
-    atomic_write_json(target, planted.record(), ensure_ascii=False, indent=2)
-    return outcome, target
+    return outcome, write_labels(store, planted.labels_file())
 
 
 def demo_election(*, stations: int = 10_000, seed: int = 2018) -> PlantedElection:
     """The demo's simulated election: clean, then :data:`DEMO_INJECTIONS` planted.
 
-    The clean part is :func:`~pollwatch.forensics.simulate.simulate_clean` with 25 regions, 5
+    The clean part is :func:`~pollwatch.synthetic.simulator.simulate_clean` with 25 regions, 5
     candidates, 1 % hospital and 0.5 % abroad stations; about 2 seconds in all.
     """
     base = simulate_clean(

@@ -100,6 +100,19 @@ class Labels:
         data["stations"] = list(self.stations)
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Labels:
+        """Inverts :meth:`to_dict` (KeyError, TypeError or ValueError when it is not one)."""
+        return cls(
+            injector=str(data["injector"]),
+            parameters=dict(data["parameters"]),
+            stations=tuple(str(s) for s in data["stations"]),
+            votes_moved=int(data["votes_moved"]),
+            ballots_added=int(data["ballots_added"]),
+            votes_invalidated=int(data.get("votes_invalidated", 0)),
+            leader=str(data.get("leader", "")),
+        )
+
 
 @dataclass(frozen=True)
 class Change:

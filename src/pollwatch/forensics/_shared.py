@@ -13,11 +13,18 @@ holds) and thread-safe: the methods of one suite run on several threads, and a v
 them ask for at once is computed once. Values are shared, not copied: callers never modify
 them.
 
-Imports: numpy and polars only.
+:func:`one_blas_thread` runs a block with OpenBLAS on one thread: the optimisers of the
+methods make thousands of tiny BLAS calls (scipy's L-BFGS-B), where OpenBLAS's own threads
+only wait and spin, and the suite already keeps the cores busy with its methods' threads.
+
+Imports: numpy and polars only (and ctypes, to reach OpenBLAS).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -29,7 +36,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-__all__ = ["SHARED_BYTES", "shared", "shared_work", "sharing"]
+__all__ = ["SHARED_BYTES", "one_blas_thread", "shared", "shared_work", "sharing"]
 
 T = TypeVar("T")
 
@@ -122,3 +129,58 @@ def shared(key: Callable[[], Hashable], compute: Callable[[], T]) -> T:
     if cache is None:
         return compute()
     return cache.get(key(), compute)
+
+
+# --- BLAS threads ----------------------------------------------------------------------------
+_BLAS_LOCK = threading.Lock()
+_blas_users = 0
+_blas_saved: list[int] = []
+
+
+@functools.cache
+def _openblas_thread_setters() -> tuple[Callable[[int], int], ...]:
+    """``openblas_set_num_threads_local`` of each OpenBLAS already loaded in this process
+    (numpy and scipy wheels each bring one); none where there is no ``/proc/self/maps``
+    (not Linux) or the BLAS is another one. The setter returns the previous count."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = sorted(
+                {line.split()[-1] for line in maps if "openblas" in line and "/" in line}
+            )
+    except OSError:
+        return ()
+    setters: list[Callable[[int], int]] = []
+    for path in paths:
+        try:  # RTLD_NOLOAD: a handle on the loaded copy, never a second one
+            library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            setter = library.openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes = [ctypes.c_int]
+        setter.restype = ctypes.c_int
+        setters.append(setter)
+    return tuple(setters)
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with every loaded OpenBLAS on one thread; the previous counts come back
+    when the last of the blocks open at once (on any thread) ends.
+
+    OpenBLAS's thread count is process-wide, so the BLAS calls of other threads meanwhile run
+    on one thread too. Elsewhere (no OpenBLAS, not Linux) it does nothing.
+    """
+    global _blas_users
+    setters = _openblas_thread_setters()
+    with _BLAS_LOCK:
+        if _blas_users == 0:
+            _blas_saved[:] = [setter(1) for setter in setters]
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for setter, count in zip(setters, _blas_saved, strict=True):
+                    setter(count)

@@ -13,9 +13,11 @@ holds) and thread-safe: the methods of one suite run on several threads, and a v
 them ask for at once is computed once. Values are shared, not copied: callers never modify
 them.
 
-:func:`one_blas_thread` runs a block with OpenBLAS on one thread: the optimisers of the
-methods make thousands of tiny BLAS calls (scipy's L-BFGS-B), where OpenBLAS's own threads
-only wait and spin, and the suite already keeps the cores busy with its methods' threads.
+:func:`one_blas_thread` runs a block with scipy's OpenBLAS on one thread: scipy's L-BFGS-B
+makes thousands of tiny BLAS calls, on which OpenBLAS's own threads only wait and spin, and
+the suite already keeps the cores busy with its methods' threads. numpy's OpenBLAS is left
+alone: its matrix products (the EFT bootstrap sums) differ in the last bits with its thread
+count, so changing it while another method multiplies would make results depend on timing.
 
 Imports: numpy and polars only (and ctypes, to reach OpenBLAS).
 """
@@ -139,13 +141,18 @@ _blas_saved: list[int] = []
 
 @functools.cache
 def _openblas_thread_setters() -> tuple[Callable[[int], int], ...]:
-    """``openblas_set_num_threads_local`` of each OpenBLAS already loaded in this process
-    (numpy and scipy wheels each bring one); none where there is no ``/proc/self/maps``
-    (not Linux) or the BLAS is another one. The setter returns the previous count."""
+    """``openblas_set_num_threads_local`` of the OpenBLAS that scipy's wheel brings (its own
+    copy, in ``scipy.libs``, loaded with scipy's compiled modules), the setter returning the
+    previous count; none where there is no ``/proc/self/maps`` (not Linux) or scipy uses
+    another BLAS or shares numpy's (then numpy's matrix products would be touched too)."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             paths = sorted(
-                {line.split()[-1] for line in maps if "openblas" in line and "/" in line}
+                {
+                    line.split()[-1]
+                    for line in maps
+                    if "openblas" in line and "/scipy.libs/" in line.split()[-1]
+                }
             )
     except OSError:
         return ()
@@ -164,11 +171,12 @@ def _openblas_thread_setters() -> tuple[Callable[[int], int], ...]:
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Run the block with every loaded OpenBLAS on one thread; the previous counts come back
-    when the last of the blocks open at once (on any thread) ends.
+    """Run the block with scipy's OpenBLAS on one thread; the previous count comes back when
+    the last of the blocks open at once (on any thread) ends.
 
-    OpenBLAS's thread count is process-wide, so the BLAS calls of other threads meanwhile run
-    on one thread too. Elsewhere (no OpenBLAS, not Linux) it does nothing.
+    The count is process-wide: scipy's BLAS calls on other threads meanwhile run on one thread
+    too (L-BFGS-B's results are the same on 1, 2 or 4). Elsewhere (no separate scipy OpenBLAS,
+    not Linux) it does nothing.
     """
     global _blas_users
     setters = _openblas_thread_setters()

@@ -245,8 +245,8 @@ def _maximum_likelihood(
         return -ll / units, -grad / units
 
     bounds = [(lo, hi)] * (2 * components) + [(-30.0, 30.0)] * (components - 1)
-    # L-BFGS-B's BLAS calls are tiny: OpenBLAS's threads would only spin (3x the CPU time of
-    # the whole fit on a busy machine), stealing the cores from the other fit and methods.
+    # L-BFGS-B's BLAS calls are tiny: OpenBLAS's threads would only spin (six times the CPU
+    # time of a 600-station fit on a busy 2-core machine), taking cores from the other work.
     with one_blas_thread():
         found = optimize.minimize(
             objective,

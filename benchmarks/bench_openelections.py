@@ -274,7 +274,12 @@ def main() -> None:
     russia = Path(mirror) / MIRROR_FILE if mirror else None
     if russia is not None and not russia.exists():
         russia = None
-    report: dict[str, object] = {"precincts": args.precincts, "repeat": args.repeat}
+    report: dict[str, object] = {
+        "precincts": args.precincts,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+    }
     national_runs: list[dict[str, object]] = []
     russia_runs: list[dict[str, object]] = []
     alone: dict[str, object] = {}
@@ -317,8 +322,10 @@ def main() -> None:
             for n, r in zip(national_runs, russia_runs, strict=True)
         ]
         ratio = float(national["median_seconds"]) / float(reference["median_seconds"])
+        cpu_ratio = float(national["median_cpu_seconds"]) / float(reference["median_cpu_seconds"])
         memory = float(national["peak_mib"]) / float(reference["peak_mib"])
         report["ratio_time_national_over_russia"] = ratio
+        report["ratio_cpu_national_over_russia"] = cpu_ratio
         report["ratios_per_pair"] = ratios
         report["ratio_peak_memory_national_over_russia"] = memory
         print(
@@ -329,8 +336,11 @@ def main() -> None:
         )
         print(
             f"ratio national / russia: time {ratio:.2f}x (target 1.5x; pairs "
-            f"{', '.join(f'{r:.2f}' for r in ratios)}), memory {memory:.2f}x"
+            f"{', '.join(f'{r:.2f}' for r in ratios)}), CPU {cpu_ratio:.2f}x, "
+            f"memory {memory:.2f}x"
         )
+    before, after = report["load_average_before"], report["load_average_after"]
+    print(f"load average (1, 5, 15 min) before {before}, after {after}; {os.cpu_count()} CPUs")
     fragmented_run = report.get("fragmented")
     if isinstance(fragmented_run, dict):
         print(

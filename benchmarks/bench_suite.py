@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--per-method", action="store_true")
     args = parser.parse_args()
     runs: dict[str, list[dict[str, object]]] = {"pandas": [], "suite": []}
+    load_before = os.getloadavg()
     for _ in range(args.repeat):  # alternating, so that both see the same load
         for mode in runs:
             runs[mode].append(measure(mode, args.dataset))
@@ -105,6 +106,7 @@ def main() -> None:
         "dataset": args.dataset,
         "repeat": args.repeat,
         "cpus": os.cpu_count(),
+        "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "summary": summary,
         "ratio_suite_over_one_read": suite["seconds"]["median"] / reference["seconds"]["median"],
@@ -122,6 +124,7 @@ def main() -> None:
     )
     print(f"one read   median {reference['seconds']['median']:.2f} s")
     print(f"ratio suite / one read: {report['ratio_suite_over_one_read']:.1f}x")
+    print(f"load average (1, 5, 15 min) before {load_before}, after {report['load_average_after']}")
     methods = report.get("methods_alone")
     if isinstance(methods, dict):
         print("each method alone (wall, CPU):")

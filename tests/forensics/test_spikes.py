@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics import spikes
@@ -345,3 +345,43 @@ def test_resampling_does_not_depend_on_the_threads(
         result.pop("environment")
         results.append(result)
     assert results[0] == results[1] == results[2]
+
+
+def test_the_fits_run_with_openblas_on_one_thread_and_restore_it() -> None:
+    """The mixture fit runs its optimiser with OpenBLAS on one thread (its threads only spin on
+    L-BFGS-B's tiny calls); the count comes back when the last of the blocks open at once ends."""
+    from pollwatch.forensics import _shared
+
+    setters = _shared._openblas_thread_setters()
+    if not setters:
+        pytest.skip("no OpenBLAS loaded (or not Linux): one_blas_thread does nothing here")
+
+    def current() -> list[int]:
+        counts = [setter(1) for setter in setters]  # the setter returns the previous count
+        for setter, count in zip(setters, counts, strict=True):
+            setter(count)
+        return counts
+
+    before = [setter(3) for setter in setters]
+    try:
+        seen: list[list[int]] = []
+        original = optimize.minimize
+
+        def spy(*args: object, **kwargs: object) -> object:
+            seen.append(current())
+            return original(*args, **kwargs)
+
+        y, n = np.array([3, 5, 8, 2, 9] * 8), np.array([10, 12, 15, 9, 20] * 8)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(optimize, "minimize", spy)
+            fit_beta_binomial_mixture(y, n, max_components=2)
+        assert seen and all(counts == [1] * len(setters) for counts in seen)
+        assert current() == [3] * len(setters)
+        with _shared.one_blas_thread():
+            with _shared.one_blas_thread():  # nested (or on another thread): still one
+                assert current() == [1] * len(setters)
+            assert current() == [1] * len(setters)
+        assert current() == [3] * len(setters)
+    finally:
+        for setter, count in zip(setters, before, strict=True):
+            setter(count)

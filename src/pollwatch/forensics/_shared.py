@@ -13,11 +13,20 @@ holds) and thread-safe: the methods of one suite run on several threads, and a v
 them ask for at once is computed once. Values are shared, not copied: callers never modify
 them.
 
-Imports: numpy and polars only.
+:func:`one_blas_thread` runs a block with scipy's OpenBLAS on one thread: scipy's L-BFGS-B
+makes thousands of tiny BLAS calls, on which OpenBLAS's own threads only wait and spin, and
+the suite already keeps the cores busy with its methods' threads. numpy's OpenBLAS is left
+alone: its matrix products (the EFT bootstrap sums) differ in the last bits with its thread
+count, so changing it while another method multiplies would make results depend on timing.
+
+Imports: numpy and polars only (and ctypes, to reach OpenBLAS).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -29,7 +38,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-__all__ = ["SHARED_BYTES", "shared", "shared_work", "sharing"]
+__all__ = ["SHARED_BYTES", "one_blas_thread", "shared", "shared_work", "sharing"]
 
 T = TypeVar("T")
 
@@ -122,3 +131,64 @@ def shared(key: Callable[[], Hashable], compute: Callable[[], T]) -> T:
     if cache is None:
         return compute()
     return cache.get(key(), compute)
+
+
+# --- BLAS threads ----------------------------------------------------------------------------
+_BLAS_LOCK = threading.Lock()
+_blas_users = 0
+_blas_saved: list[int] = []
+
+
+@functools.cache
+def _openblas_thread_setters() -> tuple[Callable[[int], int], ...]:
+    """``openblas_set_num_threads_local`` of the OpenBLAS that scipy's wheel brings (its own
+    copy, in ``scipy.libs``, loaded with scipy's compiled modules), the setter returning the
+    previous count; none where there is no ``/proc/self/maps`` (not Linux) or scipy uses
+    another BLAS or shares numpy's (then numpy's matrix products would be touched too)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = sorted(
+                {
+                    line.split()[-1]
+                    for line in maps
+                    if "openblas" in line and "/scipy.libs/" in line.split()[-1]
+                }
+            )
+    except OSError:
+        return ()
+    setters: list[Callable[[int], int]] = []
+    for path in paths:
+        try:  # RTLD_NOLOAD: a handle on the loaded copy, never a second one
+            library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            setter = library.openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes = [ctypes.c_int]
+        setter.restype = ctypes.c_int
+        setters.append(setter)
+    return tuple(setters)
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with scipy's OpenBLAS on one thread; the previous count comes back when
+    the last of the blocks open at once (on any thread) ends.
+
+    The count is process-wide: scipy's BLAS calls on other threads meanwhile run on one thread
+    too (L-BFGS-B's results are the same on 1, 2 or 4). Elsewhere (no separate scipy OpenBLAS,
+    not Linux) it does nothing.
+    """
+    global _blas_users
+    setters = _openblas_thread_setters()
+    with _BLAS_LOCK:
+        if _blas_users == 0:
+            _blas_saved[:] = [setter(1) for setter in setters]
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for setter, count in zip(setters, _blas_saved, strict=True):
+                    setter(count)

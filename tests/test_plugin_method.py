@@ -229,6 +229,8 @@ def test_compare_shows_it_by_default_and_by_name(plugin: Plugin) -> None:
     for args in ((), ("-m", NAME)):
         output = plugin.run("compare", "clean", "stuffed", *args)
         assert NAME in output, output
+        # with -m, each election's own tables of the method follow (its sections)
+        assert (f"{NAME}: {SECTION}" in output) == bool(args), output
 
 
 def test_the_comparison_page_has_its_table_per_election(plugin: Plugin) -> None:

@@ -496,6 +496,11 @@ def compare_command(
         mark = f"[bold red]{escape(words)}[/]" if unreliable else escape(words)
         table.add_row(name, *(escape(c) for c in cells), mark)
     console.print(table)
+    if method:  # the methods named: their own tables too (Method.sections), per election
+        for election, suite in zip(elections, suites, strict=True):
+            console.print()
+            console.print(f"[bold]{escape(election.id)}[/]")
+            console.print(method_sections(suite))
     if html_out is not None:
         page = render_comparison(elections, suites, methods)
         _atomic_write(html_out, lambda p: p.write_text(page, encoding="utf-8"))

@@ -84,6 +84,7 @@ from pollwatch.forensics.base import (
     MethodResult,
     Selection,
     eligible_stations,
+    leader_of,
 )
 from pollwatch.forensics.parameters import (
     Boolean,
@@ -201,11 +202,7 @@ class _Stations:
 
 def _prepare(election: Election, candidate: str | None, group_column: str | None) -> _Stations:
     if candidate is None:
-        leader = election.leader()
-        if leader is None:
-            raise MethodNotApplicable(
-                f"election {election.id!r} has no candidates", hint="import vote counts first"
-            )
+        leader = leader_of(election, hint="import vote counts first")
         column = leader.column
     else:
         column = election.column_of(candidate)

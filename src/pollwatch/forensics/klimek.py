@@ -292,19 +292,9 @@ def _heatmap(
         "data": {"values": values},
         "mark": {"type": "rect"},
         "encoding": {
-            "x": {
-                "field": "x0",
-                "type": "quantitative",
-                "title": x_title,
-                "scale": {"domain": list(x_range)},
-            },
+            "x": _binned_axis("x0", x_title, x_range),
             "x2": {"field": "x1"},
-            "y": {
-                "field": "y0",
-                "type": "quantitative",
-                "title": y_title,
-                "scale": {"domain": list(y_range)},
-            },
+            "y": _binned_axis("y0", y_title, y_range),
             "y2": {"field": "y1"},
             "color": {
                 "field": "count",
@@ -318,6 +308,16 @@ def _heatmap(
                 {"field": "count", "title": count_title},
             ],
         },
+    }
+
+
+def _binned_axis(field: str, title: str, domain: tuple[float, float]) -> dict[str, Any]:
+    """A quantitative heatmap axis over the bins' lower edges, fixed to ``domain``."""
+    return {
+        "field": field,
+        "type": "quantitative",
+        "title": title,
+        "scale": {"domain": list(domain)},
     }
 
 

@@ -264,6 +264,16 @@ def _region_groups(frame: pl.DataFrame) -> list[tuple[str, np.ndarray]]:
     return groups
 
 
+def _require_stations(
+    election: Election, available: int, minimum: int, which: str, hint: str
+) -> None:
+    """Refuse an election with fewer than ``minimum`` usable stations (``which`` says which)."""
+    if available < minimum:
+        raise MethodNotApplicable(
+            f"election {election.id!r}: fewer than {minimum} stations {which}", hint=hint
+        )
+
+
 def _variable_values(
     election: Election, variable: str
 ) -> tuple[np.ndarray, pl.DataFrame, Selection, str]:

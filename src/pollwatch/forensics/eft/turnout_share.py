@@ -15,7 +15,6 @@ from scipy import stats
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
     METHODS,
-    MethodNotApplicable,
     MethodResult,
     Selection,
 )
@@ -29,6 +28,7 @@ from pollwatch.forensics.eft._base import (
     _heatmap,
     _region_groups,
     _regions_table,
+    _require_stations,
     _resampled_sums,
     _turnout_selection,
     _two_sided_normal,
@@ -38,8 +38,10 @@ from pollwatch.results.model import Election
 
 
 def _turnout_and_votes(
-    election: Election, candidate: str
+    election: Election, candidate: str, minimum: int, hint: str
 ) -> tuple[pl.DataFrame, Selection, list[str]]:
+    """The stations with turnout and the candidate's votes, sorted by id; at least ``minimum``
+    of them (``hint`` says why)."""
     columns = candidate_columns(election, candidate)
     if len(columns) != 1:
         raise PollwatchError(f"candidate must name one candidate or 'leader', not {candidate!r}")
@@ -50,6 +52,7 @@ def _turnout_and_votes(
             f"missing {columns[0]}": pl.col(columns[0]).is_not_null(),
         },
     )
+    _require_stations(election, selection.stations.height, minimum, "with turnout and votes", hint)
     return selection.stations.sort("station_id"), selection, columns
 
 
@@ -198,12 +201,9 @@ class EFTSobyanin(_TurnoutShareMethod):
         )
 
     def run(self, election: Election) -> MethodResult:
-        frame, selection, columns = _turnout_and_votes(election, self.candidate)
-        if frame.height < 3:
-            raise MethodNotApplicable(
-                f"election {election.id!r}: fewer than 3 stations with turnout and votes",
-                hint="the regression needs more stations",
-            )
+        frame, selection, columns = _turnout_and_votes(
+            election, self.candidate, 3, "the regression needs more stations"
+        )
         a = self._arrays(frame, columns[0])
         slope, effect, interval, p_value, slope_interval = self._estimate(a, 0)
         others = {}
@@ -287,12 +287,9 @@ class EFTCorrelation(_TurnoutShareMethod):
         return r, p_value, _basic_interval(r, draws, self.level)
 
     def run(self, election: Election) -> MethodResult:
-        frame, selection, columns = _turnout_and_votes(election, self.candidate)
-        if frame.height < 4:
-            raise MethodNotApplicable(
-                f"election {election.id!r}: fewer than 4 stations with turnout and votes",
-                hint="the correlation needs more stations",
-            )
+        frame, selection, columns = _turnout_and_votes(
+            election, self.candidate, 4, "the correlation needs more stations"
+        )
         a = self._arrays(frame, columns[0])
         r, p_value, interval = self._estimate(a["turnout"], a["share"], 0)
         z = math.atanh(max(min(r, 0.999999), -0.999999))

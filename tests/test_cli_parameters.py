@@ -13,6 +13,7 @@ import pollwatch.cli
 from pollwatch.cli import main
 from pollwatch.results.store import ElectionStore
 from pollwatch.synthetic.simulator import simulate_clean
+from tests.helpers import run_cli as run
 
 ELECTION = "params-cli"
 #: klimek-fraud-model at its cheapest (the conformance suite's parameters), as -p arguments
@@ -20,12 +21,6 @@ CHEAP_FIT = [
     "-p", "bins=50", "-p", "alphas=1.0", "-p", "f_i_step=0.05", "-p", "f_e_step=0.01",
     "-p", "f_e_max=0.1", "-p", "simulation_copies=1",
 ]  # fmt: skip
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Small elections built in code, for tests of the core."""
+"""Small elections built in code, for tests of the core, and the command line run in-process."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import re
 from typing import Any
 
 import polars as pl
+import pytest
 
+from pollwatch.cli import main
 from pollwatch.results.model import Candidate, Election, ElectionMeta, make_election
 
 
@@ -77,3 +79,11 @@ def mask_optimiser_figures(lines: list[str]) -> list[str]:
             continue
         out.append(line)
     return out
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``pollwatch ARGS`` in this process: its exit code, then what it wrote to stdout and
+    to stderr."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

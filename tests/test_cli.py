@@ -8,15 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pollwatch.cli import main
 from pollwatch.results.store import ElectionStore
+from tests.helpers import run_cli as run
 from tests.helpers import small_election
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -13,6 +14,7 @@ import pollwatch.cli
 from pollwatch.cli import main
 from pollwatch.results.store import ElectionStore
 from pollwatch.synthetic.simulator import simulate_clean
+from tests.helpers import run_cli as run
 
 ELECTION = "params-cli"
 #: klimek-fraud-model at its cheapest (the conformance suite's parameters), as -p arguments
@@ -22,12 +24,6 @@ CHEAP_FIT = [
 ]  # fmt: skip
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.fixture
 def stored(home: Path) -> ElectionStore:
     store = ElectionStore(home / "elections")
@@ -35,19 +31,27 @@ def stored(home: Path) -> ElectionStore:
     return store
 
 
+def analyze(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """``analyze ELECTION ARGS --json FILE``, asserted to succeed: its output and the results
+    of its JSON file by method."""
+    out_file = tmp_path / "suite.json"
+    code, out, err = run(capsys, "analyze", ELECTION, *args, "--json", str(out_file))
+    assert code == 0, err
+    results = json.loads(out_file.read_text(encoding="utf-8"))["results"]
+    return out, {r["method"]: r for r in results}
+
+
 def test_a_parameter_reaches_the_result_and_the_json(
     stored: ElectionStore, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    out_file = tmp_path / "suite.json"
-    code, out, err = run(
-        capsys,
-        "analyze", ELECTION, "-m", "klimek-fraud-model", *CHEAP_FIT,
-        "--parameter", "replicates=3", "-p", "seed=11", "--json", str(out_file),
+    out, results = analyze(
+        capsys, tmp_path,
+        "-m", "klimek-fraud-model", *CHEAP_FIT, "--parameter", "replicates=3", "-p", "seed=11",
     )  # fmt: skip
-    assert code == 0, err
     assert "klimek-fraud-model" in out
-    data = json.loads(out_file.read_text(encoding="utf-8"))
-    (result,) = data["results"]
+    (result,) = results.values()
     assert result["method"] == "klimek-fraud-model"
     assert result["parameters"]["replicates"] == 3
     assert result["parameters"]["alphas"] == [1.0]
@@ -58,15 +62,12 @@ def test_a_parameter_reaches_the_result_and_the_json(
 def test_plain_and_targeted_parameters_with_several_methods(
     stored: ElectionStore, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    out_file = tmp_path / "suite.json"
-    code, _, err = run(
-        capsys,
-        "analyze", ELECTION, "-m", "integer-shares", "-m", "integer-percentages",
+    _, results = analyze(
+        capsys, tmp_path,
+        "-m", "integer-shares", "-m", "integer-percentages",
         "-p", "window=0.1", "-p", "integer-percentages.window=0.2", "-p", "null=monte-carlo",
-        "-p", "replicates=50", "--json", str(out_file),
+        "-p", "replicates=50",
     )  # fmt: skip
-    assert code == 0, err
-    results = {r["method"]: r for r in json.loads(out_file.read_text("utf-8"))["results"]}
     assert results["integer-shares"]["parameters"]["window"] == 0.1
     assert results["integer-percentages"]["parameters"]["window"] == 0.2
     assert results["integer-percentages"]["parameters"]["null"] == "monte-carlo"
@@ -116,14 +117,20 @@ def test_bad_parameters_are_one_line_and_exit_2(
     assert "Verdict" not in out  # refused before anything ran
 
 
+def methods_page(monkeypatch: pytest.MonkeyPatch, name: str, width: int) -> str:
+    """What ``pollwatch methods NAME`` prints on a plain console ``width`` columns wide."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, emoji=False, soft_wrap=False)
+    monkeypatch.setattr(pollwatch.cli, "console", console)
+    assert main(["methods", name]) == 0
+    return buffer.getvalue()
+
+
 def test_methods_name_lists_parameters_defaults_and_constraints(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=80, color_system=None, emoji=False, soft_wrap=False)
-    monkeypatch.setattr(pollwatch.cli, "console", console)
-    assert main(["methods", "rozenas-spikes"]) == 0
-    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    page = methods_page(monkeypatch, "rozenas-spikes", 80)
+    lines = [line.rstrip() for line in page.splitlines()]
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
     rows = {line.split("│")[1].strip(): line for line in lines if line.count("│") == 4}
     assert set(rows) >= {"candidate", "replicates", "bandwidth", "alpha", "seed"}
@@ -139,12 +146,8 @@ def test_methods_name_says_which_parameters_the_default_suite_chooses(
 ) -> None:
     from pollwatch.forensics.spikes import RozenasSpikes
 
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=200, color_system=None, emoji=False, soft_wrap=False)
-    monkeypatch.setattr(pollwatch.cli, "console", console)
     monkeypatch.setattr(RozenasSpikes, "suite_parameters", {"replicates": 200})
-    assert main(["methods", "rozenas-spikes"]) == 0
-    assert "runs it with replicates=200" in buffer.getvalue()
+    assert "runs it with replicates=200" in methods_page(monkeypatch, "rozenas-spikes", 200)
 
 
 def test_methods_with_an_unknown_name_is_one_line(

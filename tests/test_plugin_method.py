@@ -78,8 +78,14 @@ class Plugin:
         self, *args: str, timeout: int = COMMAND_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
         """``pollwatch ARGS`` run in a subprocess, in the package's folder."""
+        return self.python("-m", "pollwatch", *args, timeout=timeout)
+
+    def python(
+        self, *args: str, timeout: int = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        """``python ARGS`` (this interpreter) run in a subprocess, in the package's folder."""
         return subprocess.run(
-            [sys.executable, "-m", "pollwatch", *args],
+            [sys.executable, *args],
             env=self.environment,
             cwd=self.package,
             capture_output=True,
@@ -151,15 +157,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Plugin:
 
 def test_the_page_builds_a_package_whose_own_tests_pass(plugin: Plugin) -> None:
     """The page's tests/test_full_turnout.py: the pollwatch.testing checks and its numbers."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        env=plugin.environment,
-        cwd=plugin.package,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
+    done = plugin.python("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
     assert done.returncode == 0, done.stdout + done.stderr
     passed = re.search(r"(\d+) passed", done.stdout)
     assert passed and int(passed.group(1)) >= 5, done.stdout  # one per check, and more

@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pollwatch.cli import main
 from pollwatch.errors import CountError, InputError
 from pollwatch.results.importers import import_file
 from pollwatch.results.importers._tables import parse_counts
@@ -41,6 +40,7 @@ from pollwatch.results.quarantine import (
     set_aside,
 )
 from pollwatch.results.store import ElectionStore
+from tests.helpers import run_cli as _run
 
 # --- set_aside ---------------------------------------------------------------------------------
 
@@ -298,12 +298,6 @@ def test_store_round_trips_the_quarantine(tmp_path: Path) -> None:
     assert len(store.load(election.id).quarantine) == 0
     store.delete(election.id)
     assert store.list() == []
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_import_reports_one_line_and_show_lists_the_rows(

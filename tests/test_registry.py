@@ -32,37 +32,12 @@ def test_public_api_is_exported_lazily() -> None:
 
 def test_outside_packages_plug_in_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     """A method an outside package declares in ``pollwatch.methods`` appears like a built-in."""
-    from dataclasses import dataclass
-    from typing import ClassVar
-
-    import pollwatch.registry
     from pollwatch.cli import main
-    from pollwatch.forensics.base import METHODS, Method, all_methods
+    from pollwatch.forensics.base import all_methods
 
-    @dataclass(frozen=True)
-    class Outside(Method):
-        name: ClassVar[str] = "outside-method"
-        title: ClassVar[str] = "A method from another package"
-        reference: ClassVar[str] = "nobody (2026)"
-
-        def run(self, election):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
-
-    class FakeEntryPoint:
-        name = "outside-method"
-        value = "outside_package:Outside"
-
-        def load(self) -> type[Method]:
-            return Outside
-
-    def fake_entry_points(group: str) -> list[FakeEntryPoint]:
-        return [FakeEntryPoint()] if group == "pollwatch.methods" else []
-
-    all_methods()  # built-ins register into the real table before it is swapped for a copy
-    monkeypatch.setattr(pollwatch.registry, "entry_points", fake_entry_points)
-    monkeypatch.setattr(METHODS, "_loaded_entry_points", False)
-    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
-    assert dict(all_methods())["outside-method"] is Outside
+    outside = _declared_method("outside-method", "A method from another package", "nobody (2026)")
+    _plug_in(monkeypatch, "outside-method", outside)
+    assert dict(all_methods())["outside-method"] is outside
     assert main(["methods"]) == 0
 
 
@@ -80,6 +55,25 @@ def test_broken_plug_in_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     registry: Registry[int] = Registry("thing", "pollwatch.things")
     with pytest.raises(RegistryError, match=r"plug-in 'broken'.*failed to load"):
         registry.names()
+
+
+def _declared_method(method_name: str, method_title: str, source: str = "nobody") -> type:
+    """A method class that only declares itself (what a plug-in gives; ``run`` is not called)."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from pollwatch.forensics.base import Method
+
+    @dataclass(frozen=True)
+    class Declared(Method):
+        name: ClassVar[str] = method_name
+        title: ClassVar[str] = method_title
+        reference: ClassVar[str] = source
+
+        def run(self, election):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    return Declared
 
 
 def _plug_in(monkeypatch: pytest.MonkeyPatch, name: str, obj: object) -> None:
@@ -126,22 +120,10 @@ def test_a_plug_in_that_is_not_a_method_is_one_clear_error(
 def test_a_plug_in_whose_name_differs_from_its_entry_point_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from dataclasses import dataclass
-    from typing import ClassVar
-
     from pollwatch.cli import main
-    from pollwatch.forensics.base import METHODS, Method
+    from pollwatch.forensics.base import METHODS
 
-    @dataclass(frozen=True)
-    class Misnamed(Method):
-        name: ClassVar[str] = "other-name"
-        title: ClassVar[str] = "misnamed"
-        reference: ClassVar[str] = "nobody"
-
-        def run(self, election):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
-
-    _plug_in(monkeypatch, "entry-name", Misnamed)
+    _plug_in(monkeypatch, "entry-name", _declared_method("other-name", "misnamed"))
     with pytest.raises(RegistryError, match=r"plug-in 'entry-name'.*says name = 'other-name'"):
         METHODS.names()
     monkeypatch.setattr(METHODS, "_loaded_entry_points", False)
@@ -149,21 +131,9 @@ def test_a_plug_in_whose_name_differs_from_its_entry_point_is_refused(
 
 
 def test_a_plug_in_may_not_take_a_built_in_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataclasses import dataclass
-    from typing import ClassVar
+    from pollwatch.forensics.base import METHODS
 
-    from pollwatch.forensics.base import METHODS, Method
-
-    @dataclass(frozen=True)
-    class Impostor(Method):
-        name: ClassVar[str] = "shpilkin"
-        title: ClassVar[str] = "not Shpilkin's"
-        reference: ClassVar[str] = "nobody"
-
-        def run(self, election):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
-
-    _plug_in(monkeypatch, "shpilkin", Impostor)
+    _plug_in(monkeypatch, "shpilkin", _declared_method("shpilkin", "not Shpilkin's"))
     with pytest.raises(RegistryError, match=r"plug-in 'shpilkin'.*already registered"):
         METHODS.get("shpilkin")
 

@@ -46,11 +46,7 @@ def fsync_directory(path: str | os.PathLike[str]) -> None:
     does nothing, as the rename is then as durable as the platform makes it.
     """
     with contextlib.suppress(OSError):
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        fsync_file(path)
 
 
 def fsync_file(path: str | os.PathLike[str]) -> None:

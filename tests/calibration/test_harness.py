@@ -34,13 +34,13 @@ from pollwatch.calibration.harness import (
     wilson_interval,
 )
 from pollwatch.calibration.references import ReferenceUnit, sub_election
-from pollwatch.cli import main
 from pollwatch.forensics.base import METHODS, Method, MethodResult, all_methods
 from pollwatch.forensics.calibration import CalibrationTable
 from pollwatch.results.model import Election
 from pollwatch.synthetic.injectors import INJECTORS
 from pollwatch.synthetic.simulator import simulate_clean
 from tests.conftest import seed_salted
+from tests.helpers import run_cli as cli
 
 SMALL: dict[str, Any] = {"stations": 300, "regions": 4, "candidates": 3}
 
@@ -556,12 +556,6 @@ def test_ray_and_serial_give_identical_tables(local_ray: None, tmp_path: Path) -
 
 
 # --- the command line --------------------------------------------------------------------------
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_calibrate_command_writes_tables_and_docs(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

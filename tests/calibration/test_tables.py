@@ -25,7 +25,6 @@ from pollwatch.calibration.harness import (
     write_tables,
 )
 from pollwatch.calibration.references import ReferenceUnit
-from pollwatch.cli import main
 from pollwatch.forensics.calibration import (
     CalibrationTable,
     calibration_summary,
@@ -37,15 +36,10 @@ from pollwatch.forensics.calibration import (
 )
 from pollwatch.synthetic.simulator import simulate_clean
 from tests.calibration.test_harness import SMALL, LeaderVotes, region_units, toys  # noqa: F401
+from tests.helpers import run_cli as cli
 
 PLAN = ["--elections", "2", "--stations", "300", "--replicates", "0", "--no-references"]
 RUN = ["--executor", "serial", "--workers", "1", "--seed", "3", "--write-table"]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
@@ -19,11 +17,8 @@ from pollwatch.forensics.digits import (
     last_digits,
     second_digits,
 )
-from pollwatch.results.datasets import import_dataset
 from pollwatch.results.model import Election, make_election
-from pollwatch.settings import load_settings
 from pollwatch.synthetic.simulator import simulate_clean
-from tests.conftest import mirror_file
 
 
 def test_digit_helpers() -> None:
@@ -125,22 +120,6 @@ def test_parameters_are_checked() -> None:
         BeberScacco(candidate="Nobody").run(simulate_clean(stations=100, seed=1))
     with pytest.raises(MethodNotApplicable):
         BeberScacco(minimum_count=10**9).run(simulate_clean(stations=100, seed=1))
-
-
-def _dataset(mirror: Path, name: str, relative: str) -> Election:
-    mirror_file(mirror, relative)
-    return import_dataset(name, load_settings({"data_mirror": str(mirror)}))
-
-
-@pytest.fixture(scope="module")
-def poland(mirror: Path) -> Election:
-    zip_name = "round1_wyniki_gl_na_kand_po_obwodach_csv.zip"
-    return _dataset(mirror, "poland-2020-r1", f"poland_2020_president_obwody_pkw/{zip_name}")
-
-
-@pytest.fixture(scope="module")
-def russia_2011(mirror: Path) -> Election:
-    return _dataset(mirror, "russia-2011", "russia_cec/2011.csv.zip")
 
 
 def test_poland_2020_first_round(poland: Election) -> None:

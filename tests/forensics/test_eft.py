@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -26,11 +25,8 @@ from pollwatch.forensics.eft import (
 )
 from pollwatch.forensics.eft import _base as eft
 from pollwatch.forensics.eft.digit_tests import _DigitSeries, _ratio_test
-from pollwatch.results.datasets import import_dataset
 from pollwatch.results.model import Election, make_election
-from pollwatch.settings import load_settings
 from pollwatch.synthetic.simulator import simulate_clean
-from tests.conftest import mirror_file
 
 R = 100  # bootstrap resamples in these tests
 
@@ -273,28 +269,6 @@ def test_parameters_are_checked() -> None:
 
 
 # --- real elections ---------------------------------------------------------------------------
-def _dataset(mirror: Path, name: str, relative: str) -> Election:
-    mirror_file(mirror, relative)
-    return import_dataset(name, load_settings({"data_mirror": str(mirror)}))
-
-
-@pytest.fixture(scope="module")
-def russia_2011(mirror: Path) -> Election:
-    return _dataset(mirror, "russia-2011", "russia_cec/2011.csv.zip")
-
-
-@pytest.fixture(scope="module")
-def poland(mirror: Path) -> Election:
-    zip_name = "round1_wyniki_gl_na_kand_po_obwodach_csv.zip"
-    return _dataset(mirror, "poland-2020-r1", f"poland_2020_president_obwody_pkw/{zip_name}")
-
-
-@pytest.fixture(scope="module")
-def us_2016(mirror: Path) -> Election:
-    path = "us_2016_president_precinct_medsl/us_2016_president_precinct_medsl.csv.gz"
-    return _dataset(mirror, "us-2016-president-medsl", path)
-
-
 def test_russia_2011(russia_2011: Election) -> None:
     # pollwatch's figures, docs/methods/eft.md. Round vote-share percentages in excess
     # (Kobak, Shpilkin & Pshenichnikov 2016 find the same integer-percentage excess) and a

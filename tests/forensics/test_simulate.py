@@ -18,7 +18,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pollwatch.cli import main
 from pollwatch.errors import PollwatchError, StoreError
 from pollwatch.forensics.integer_peaks import IntegerPercentages
 from pollwatch.results.datasets import import_dataset
@@ -35,6 +34,7 @@ from pollwatch.synthetic.planted import (
     save_planted,
 )
 from pollwatch.synthetic.simulator import simulate_clean, simulate_like
+from tests.helpers import run_cli as run
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -311,12 +311,6 @@ def test_russia_twin_loses_the_fingerprints_of_manipulation(settings: Settings) 
 
 
 # --- pollwatch simulate --------------------------------------------------------------------------
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_parse_injection() -> None:
     assert parse_injection("incremental-stuffing:0.1:0.5") == ("incremental-stuffing", 0.1, 0.5)
     for bad in ("carousel", "carousel:0.1", ":0.1:0.2", "carousel:a:0.2"):

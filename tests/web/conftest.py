@@ -19,17 +19,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.forensics.base import method_names
 from pollwatch.forensics.suite import SuiteReport, run_suite
 from pollwatch.results.datasets import DATASETS, import_dataset
 from pollwatch.results.model import Election
 from pollwatch.results.store import ElectionStore
 from pollwatch.settings import Settings
+from pollwatch.video.segments import format_time
 
 #: The election the browser tests open.
 ELECTION_ID = "russia-2018"
@@ -215,3 +218,36 @@ def screenshots() -> Path:
     """The screenshot folder at the repository root (``screenshots/``, ignored by git)."""
     SCREENSHOTS.mkdir(exist_ok=True)
     return SCREENSHOTS
+
+
+def archive_segment(
+    archive: EvidenceArchive,
+    path: Path,
+    station: str,
+    sequence: int,
+    start: datetime,
+    previous: str | None = None,
+) -> str:
+    """Archive ``path`` as camera cam1's 2-second original segment ``sequence`` of ``station``,
+    as the recorder files one (chained to ``previous``); its SHA-256."""
+    record = archive.add(
+        path,
+        submitter="recorder",
+        media_type="video/mp4",
+        station=station,
+        device="cam1",
+        capture_time=format_time(start),
+        clock_source="recorder-utc",
+        extra={
+            "video": {
+                "camera": "cam1",
+                "sequence": sequence,
+                "start": format_time(start),
+                "end": format_time(start + timedelta(seconds=2)),
+                "duration": 2.0,
+                "previous": previous,
+                "copy": "original",
+            }
+        },
+    )
+    return record.sha256

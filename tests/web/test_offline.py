@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -26,9 +26,8 @@ from starlette.routing import Route
 
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.video.accounts import AccountStore
-from pollwatch.video.segments import format_time
 
-from .conftest import ELECTION_ID, WebStore
+from .conftest import ELECTION_ID, WebStore, archive_segment
 
 pytestmark = [pytest.mark.data, pytest.mark.network]
 
@@ -105,26 +104,7 @@ def video_station(web_store: WebStore) -> str:
     clip = settings.home / "segment-0.mp4"
     clip.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a real video")
     start = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-    archive.add(
-        clip,
-        submitter="recorder",
-        media_type="video/mp4",
-        station=VIDEO_STATION,
-        device="cam1",
-        capture_time=format_time(start),
-        clock_source="recorder-utc",
-        extra={
-            "video": {
-                "camera": "cam1",
-                "sequence": 0,
-                "start": format_time(start),
-                "end": format_time(start + timedelta(seconds=2)),
-                "duration": 2.0,
-                "previous": None,
-                "copy": "original",
-            }
-        },
-    )
+    archive_segment(archive, clip, VIDEO_STATION, 0, start)
     archive.close()
     AccountStore(settings.video_dir).add_user(AUDITOR, "lawyer", PASSWORD)
     return VIDEO_STATION

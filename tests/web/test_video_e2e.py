@@ -20,9 +20,8 @@ import pytest
 from pollwatch.evidence.archive import EvidenceArchive
 from pollwatch.settings import Settings
 from pollwatch.video.accounts import AccountStore
-from pollwatch.video.segments import format_time
 
-from .conftest import serve_on_loopback
+from .conftest import archive_segment, serve_on_loopback
 
 pytestmark = [pytest.mark.network]
 
@@ -56,27 +55,9 @@ def video_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list
         path = home / f"segment-{number}.mp4"
         _clip(path, offset=number * 2)
         begin = start + timedelta(seconds=2 * number)
-        record = archive.add(
-            path,
-            submitter="recorder",
-            media_type="video/mp4",
-            station=STATION,
-            device="cam1",
-            capture_time=format_time(begin),
-            clock_source="recorder-utc",
-            extra={
-                "video": {
-                    "camera": "cam1",
-                    "sequence": number,
-                    "start": format_time(begin),
-                    "end": format_time(begin + timedelta(seconds=2)),
-                    "duration": 2.0,
-                    "previous": shas[-1] if shas else None,
-                    "copy": "original",
-                }
-            },
+        shas.append(
+            archive_segment(archive, path, STATION, number, begin, shas[-1] if shas else None)
         )
-        shas.append(record.sha256)
     archive.close()
     AccountStore(settings.video_dir).add_user("lena", "lawyer", PASSWORD)
     return settings, shas

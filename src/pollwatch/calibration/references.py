@@ -30,20 +30,18 @@ runs each method on it once and reports the numbers, without counting it as a te
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from pollwatch.errors import DatasetError, PollwatchError
 from pollwatch.forensics.spikes import read_qss_reference
-from pollwatch.results.datasets import import_dataset
+from pollwatch.results.datasets import import_dataset, verify_sha256
 from pollwatch.results.model import Election, make_election
 from pollwatch.settings import Settings
 
@@ -125,14 +123,6 @@ def _check_reference(reference: str) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_mirror_file(reference: str, entry: _MirrorFile, settings: Settings) -> Election:
     relative = f"{entry.folder}/{entry.filename}"
     if settings.data_mirror is None:
@@ -148,13 +138,12 @@ def _read_mirror_file(reference: str, entry: _MirrorFile, settings: Settings) ->
             f"{settings.data_mirror} (POLLWATCH_DATA_MIRROR)",
             hint="complete the mirror, or leave this reference out",
         )
-    actual = _sha256(path)
-    if actual != entry.sha256:
-        raise DatasetError(
-            f"{path}: checksum mismatch for reference {reference!r} "
-            f"(expected {entry.sha256[:16]}..., found {actual[:16]}...)",
-            hint="the file is damaged or a different version; replace it in the mirror",
-        )
+    verify_sha256(
+        path,
+        entry.sha256,
+        f"reference {reference!r}",
+        hint="the file is damaged or a different version; replace it in the mirror",
+    )
     return read_qss_reference(path).replace_meta(id=reference)
 
 

@@ -44,7 +44,7 @@ from pollwatch.forensics.calibration import Calibration, calibration_summary
 from pollwatch.forensics.parameters import Constraint, validate_parameters
 from pollwatch.forensics.sections import MethodDetails, Section, default_sections
 from pollwatch.registry import Registry
-from pollwatch.results.model import Election
+from pollwatch.results.model import Candidate, Election
 
 __all__ = [
     "METHODS",
@@ -56,6 +56,7 @@ __all__ = [
     "eligible_stations",
     "format_p_value",
     "get_method",
+    "leader_of",
     "method_names",
 ]
 
@@ -349,6 +350,14 @@ def eligible_stations(
             hint="check the election's flags or relax the method's filters",
         )
     return Selection(stations=frame, removed=removed)
+
+
+def leader_of(election: Election, hint: str = "import candidate votes") -> Candidate:
+    """The election's leader (most votes overall); :class:`MethodNotApplicable` without one."""
+    leader = election.leader()
+    if leader is None:
+        raise MethodNotApplicable(f"election {election.id!r} has no candidates", hint=hint)
+    return leader
 
 
 class Method(ABC):

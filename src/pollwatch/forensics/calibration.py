@@ -65,6 +65,7 @@ __all__ = [
     "calibration_summary",
     "calibration_table",
     "calibration_words",
+    "clean_rate_words",
     "clear_calibration_cache",
     "read_table_document",
     "read_tables",
@@ -171,17 +172,14 @@ class Calibration:
         """One line for tables and reports: what the method does on clean elections."""
         if self.decision == "none":
             return "descriptive (not a test)"
-        parts = []
+        parts = clean_rate_words(
+            self.false_positive_rate,
+            self.simulated_tests,
+            self.reference_rate,
+            self.reference_tests,
+        )
         if self.false_positive_rate is not None:
-            parts.append(
-                f"flags {100 * self.false_positive_rate:.0f}% of {self.simulated_tests:,} "
-                "clean simulations"
-            )
-        if self.reference_rate is not None:
-            parts.append(
-                f"{100 * self.reference_rate:.0f}% of {self.reference_tests:,} clean "
-                "reference units"
-            )
+            parts[0] = f"flags {parts[0]}"
         words = ", ".join(parts) + f" at α = {self.alpha:g}" if parts else ""
         if self.unreliable:
             # tables written before the reasons said "α" spell it "alpha"; one symbol in what
@@ -191,6 +189,22 @@ class Calibration:
         if not self.same_parameters:
             words += " (measured with other parameters)"
         return words or NOT_CALIBRATED
+
+
+def clean_rate_words(
+    false_positive_rate: float | None,
+    simulated_tests: int,
+    reference_rate: float | None,
+    reference_tests: int,
+) -> list[str]:
+    """``2% of 200 clean simulations`` and ``7% of 88 clean reference units``: the rates
+    measured of the two (a method's table and the verdict say them alike)."""
+    parts = []
+    if false_positive_rate is not None:
+        parts.append(f"{100 * false_positive_rate:.0f}% of {simulated_tests:,} clean simulations")
+    if reference_rate is not None:
+        parts.append(f"{100 * reference_rate:.0f}% of {reference_tests:,} clean reference units")
+    return parts
 
 
 def calibration_words(calibration: Calibration | None) -> str:

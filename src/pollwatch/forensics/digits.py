@@ -52,6 +52,7 @@ from pollwatch.forensics.base import (
     MethodNotApplicable,
     MethodResult,
     eligible_stations,
+    leader_of,
 )
 from pollwatch.forensics.parameters import Constraint, Interval, Text
 from pollwatch.results.model import Election
@@ -111,11 +112,7 @@ def candidate_columns(election: Election, candidate: str) -> list[str]:
     if candidate == "all":
         return election.candidate_columns
     if candidate == "leader":
-        leader = election.leader()
-        if leader is None:
-            raise MethodNotApplicable(
-                f"election {election.id!r} has no candidates", hint="import its vote columns"
-            )
+        leader = leader_of(election, hint="import its vote columns")
         return [leader.column]
     return [election.column_of(candidate)]
 

@@ -79,6 +79,7 @@ from pollwatch.forensics.base import (
     MethodNotApplicable,
     MethodResult,
     eligible_stations,
+    leader_of,
 )
 from pollwatch.forensics.parameters import Constraint, Interval, Options
 from pollwatch.results.model import Election
@@ -388,11 +389,7 @@ class IntegerPercentages(Method):
 
     # ------------------------------------------------------------------------------------------
     def run(self, election: Election) -> MethodResult:
-        leader = election.leader()
-        if leader is None:
-            raise MethodNotApplicable(
-                f"election {election.id!r} has no candidates", hint="import candidate votes"
-            )
+        leader = leader_of(election)
         frame = election.stations
         numerator_kind = self._numerator_kind(frame)
         numerator_expr: pl.Expr
@@ -647,11 +644,7 @@ class IntegerShares(Method):
     alpha: float = 0.001
 
     def run(self, election: Election) -> MethodResult:
-        leader = election.leader()
-        if leader is None:
-            raise MethodNotApplicable(
-                f"election {election.id!r} has no candidates", hint="import candidate votes"
-            )
+        leader = leader_of(election)
         frame = election.stations
         if frame["invalid"].null_count() < frame.height:
             denominator = pl.col("valid") + pl.col("invalid")

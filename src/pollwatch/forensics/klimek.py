@@ -84,6 +84,7 @@ from pollwatch.forensics.base import (
     MethodResult,
     Selection,
     eligible_stations,
+    leader_of,
 )
 from pollwatch.forensics.parameters import (
     Boolean,
@@ -198,14 +199,19 @@ class _Stations:
     valid: IntArray
     groups: IntArray
 
+    def definitions(self, **more: str) -> dict[str, str]:
+        """What turnout, share and the filters mean here, then the method's own ``more``."""
+        return {
+            "turnout": "ballots_cast / registered",
+            "share": f"votes({self.leader}) / valid",
+            "filters": self.selection.describe(),
+            **more,
+        }
+
 
 def _prepare(election: Election, candidate: str | None, group_column: str | None) -> _Stations:
     if candidate is None:
-        leader = election.leader()
-        if leader is None:
-            raise MethodNotApplicable(
-                f"election {election.id!r} has no candidates", hint="import vote counts first"
-            )
+        leader = leader_of(election, hint="import vote counts first")
         column = leader.column
     else:
         column = election.column_of(candidate)
@@ -295,19 +301,9 @@ def _heatmap(
         "data": {"values": values},
         "mark": {"type": "rect"},
         "encoding": {
-            "x": {
-                "field": "x0",
-                "type": "quantitative",
-                "title": x_title,
-                "scale": {"domain": list(x_range)},
-            },
+            "x": _binned_axis("x0", x_title, x_range),
             "x2": {"field": "x1"},
-            "y": {
-                "field": "y0",
-                "type": "quantitative",
-                "title": y_title,
-                "scale": {"domain": list(y_range)},
-            },
+            "y": _binned_axis("y0", y_title, y_range),
             "y2": {"field": "y1"},
             "color": {
                 "field": "count",
@@ -321,6 +317,16 @@ def _heatmap(
                 {"field": "count", "title": count_title},
             ],
         },
+    }
+
+
+def _binned_axis(field: str, title: str, domain: tuple[float, float]) -> dict[str, Any]:
+    """A quantitative heatmap axis over the bins' lower edges, fixed to ``domain``."""
+    return {
+        "field": field,
+        "type": "quantitative",
+        "title": title,
+        "scale": {"domain": list(domain)},
     }
 
 
@@ -517,27 +523,24 @@ class KlimekFingerprint(Method):
                 "bins": self.bins,
             },
             charts=charts,
-            definitions={
-                "turnout": "ballots_cast / registered",
-                "share": f"votes({data.leader}) / valid",
-                "filters": data.selection.describe(),
-                "corner_expectation": (
+            definitions=data.definitions(
+                corner_expectation=(
                     "bivariate normal centred on the clean peak (first local maxima above 0.3 "
                     "and at most 0.95 of the turnout and share densities), its left "
                     "half-widths as scales and the correlation of the stations within two "
                     "half-widths of it; excess = max(0, observed − expected)"
                 ),
-                "log_vote_rate": (
+                log_vote_rate=(
                     "nu = ln((valid - W + 1/2) / (W + 1/2)), W the leader's votes (Klimek et "
                     "al. 2012, with a continuity correction for 0% and 100%), rescaled to mean "
                     "0 and standard deviation 1 over the election; kurtosis is Fisher's excess"
                 ),
-                "standardised_fingerprint": (
+                standardised_fingerprint=(
                     f"logit turnout and logit share (continuity-corrected) standardised by the "
                     f"mean and standard deviation of their {level} (Jimenez, Hidalgo & Klimek "
                     f"2017); groups under {self.min_group} stations are left out"
                 ),
-            },
+            ),
         )
 
     #: the fingerprint chart's cells are what the dashboard and the comparison draw
@@ -1182,31 +1185,28 @@ class KlimekFraudModel(Method):
                 "published_fits": published,
             },
             charts=charts,
-            definitions={
-                "turnout": "ballots_cast / registered",
-                "share": f"votes({data.leader}) / valid",
-                "filters": data.selection.describe(),
-                "clean_model": (
+            definitions=data.definitions(
+                clean_model=(
                     "turnout ~ N(a, σ_a) and share ~ N(v, σ_v), truncated to (0, 1); a and v "
                     "the first prominent local maxima above 0.3 and at most 0.95 of the "
                     "kernel densities of turnout and share (never the capped corner); σ the "
                     "left half-widths"
                 ),
-                "anomalies": (
+                anomalies=(
                     "incremental: x ~ |N(0, θ)| of non-voters and x^α of the other votes to "
                     "the leader; extreme: x = 1 - |N(0, 0.075)|"
                 ),
-                "fit": (
+                fit=(
                     "least squares between observed and expected fingerprints "
                     f"({self.bins}x{self.bins} bins) over the (f_i, f_e, α) grid, α's grid "
                     f"widened until the optimum is interior; {self.replicates} bootstrap "
                     "replicates of the stations"
                 ),
-                "fit_distance": (
+                fit_distance=(
                     "total-variation distance ½ Σ|p_observed − p_fitted| between the observed "
                     "and fitted fingerprints (share of stations in the wrong bins); "
                     "fit_distance_sampling is that of n stations drawn from the fitted model "
                     "itself (the floor a perfect model reaches)"
                 ),
-            },
+            ),
         )

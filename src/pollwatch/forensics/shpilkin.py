@@ -84,6 +84,7 @@ from pollwatch.forensics.base import (
     MethodNotApplicable,
     MethodResult,
     eligible_stations,
+    leader_of,
 )
 from pollwatch.forensics.parameters import (
     Boolean,
@@ -229,11 +230,7 @@ class ShpilkinEstimate(Method):
 
     # --------------------------------------------------------------------------------------
     def run(self, election: Election) -> MethodResult:
-        leader = election.leader()
-        if leader is None:
-            raise MethodNotApplicable(
-                f"election {election.id!r} has no candidates", hint="import candidate votes"
-            )
+        leader = leader_of(election)
         extra: dict[str, pl.Expr] = {
             "no registered voters (0)": pl.col("registered") > 0,
             f"missing votes for the leader ({leader.name})": pl.col(leader.column).is_not_null(),

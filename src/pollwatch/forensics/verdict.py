@@ -47,7 +47,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollwatch.forensics.base import MethodResult, format_p_value
-from pollwatch.forensics.calibration import ALPHA, CalibrationTable, calibration_table
+from pollwatch.forensics.calibration import (
+    ALPHA,
+    CalibrationTable,
+    calibration_table,
+    clean_rate_words,
+)
 from pollwatch.forensics.suite import SuiteReport
 
 __all__ = [
@@ -190,16 +195,12 @@ class Finding:
     def calibration_words(self) -> str:
         """``the same test flags 2% of 200 clean simulations and 7% of 88 clean reference
         units at α = 0.05``."""
-        parts = []
-        if self.false_positive_rate is not None:
-            parts.append(
-                f"{_percent(self.false_positive_rate)} of {self.simulated_tests:,} clean "
-                "simulations"
-            )
-        if self.reference_rate is not None:
-            parts.append(
-                f"{_percent(self.reference_rate)} of {self.reference_tests:,} clean reference units"
-            )
+        parts = clean_rate_words(
+            self.false_positive_rate,
+            self.simulated_tests,
+            self.reference_rate,
+            self.reference_tests,
+        )
         if not parts:
             return "false-positive rate not measured"
         return f"the same test flags {' and '.join(parts)} at α = {ALPHA}"

@@ -31,7 +31,15 @@ from pollwatch.results.importers.limits import ImportLimits
 from pollwatch.results.model import Election
 from pollwatch.settings import Settings
 
-__all__ = ["DATASETS", "Dataset", "ProgressCallback", "fetch", "import_dataset", "locate"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "ProgressCallback",
+    "fetch",
+    "import_dataset",
+    "locate",
+    "verify_sha256",
+]
 
 #: ``progress(bytes_done, bytes_total_or_None)``, called while downloading.
 ProgressCallback = Callable[[int, int | None], None]
@@ -79,6 +87,22 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def verify_sha256(
+    path: Path, expected: str, what: str, *, hint: str, reason: str | None = None
+) -> None:
+    """Raise :class:`DatasetError` unless the file's SHA-256 is ``expected`` (hex).
+
+    ``what`` names the file in the message (``dataset 'russia-2011'``)."""
+    actual = _sha256(path)
+    if actual != expected:
+        raise DatasetError(
+            f"{path}: checksum mismatch for {what} "
+            f"(expected {expected[:16]}..., found {actual[:16]}...)",
+            hint=hint,
+            reason=reason,
+        )
+
+
 def _resolve(dataset: Dataset | str) -> Dataset:
     return DATASETS.get(dataset) if isinstance(dataset, str) else dataset
 
@@ -92,14 +116,13 @@ def locate(dataset: Dataset | str, settings: Settings) -> Path | None:
     candidates.append(settings.datasets_cache / dataset.folder / dataset.filename)
     for path in candidates:
         if path.is_file():
-            actual = _sha256(path)
-            if actual != dataset.sha256:
-                raise DatasetError(
-                    f"{path}: checksum mismatch for dataset {dataset.name!r} "
-                    f"(expected {dataset.sha256[:16]}..., found {actual[:16]}...)",
-                    hint="the file is damaged or a different version; delete it and fetch again",
-                    reason=f"the local copy {path} fails its checksum (delete it and fetch again)",
-                )
+            verify_sha256(
+                path,
+                dataset.sha256,
+                f"dataset {dataset.name!r}",
+                hint="the file is damaged or a different version; delete it and fetch again",
+                reason=f"the local copy {path} fails its checksum (delete it and fetch again)",
+            )
             return path
     return None
 

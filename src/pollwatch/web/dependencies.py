@@ -11,7 +11,8 @@ change.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -23,32 +24,25 @@ from .jobs import ImportJobs
 
 __all__ = ["CatalogueDep", "JobsDep", "PlaybackDep", "SettingsDep"]
 
-
-def settings_of(request: Request) -> Settings:
-    """The app's settings."""
-    settings: Settings = request.app.state.settings
-    return settings
+T = TypeVar("T")
 
 
-def catalogue_of(request: Request) -> Catalogue:
-    """The app's store and loaded elections."""
-    catalogue: Catalogue = request.app.state.catalogue
-    return catalogue
+def _state(attribute: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency that gives the app's ``app.state.<attribute>`` (a ``kind``)."""
+
+    def dependency(request: Request) -> T:
+        value: T = getattr(request.app.state, attribute)
+        return value
+
+    dependency.__name__ = f"{attribute}_of"
+    return dependency
 
 
-def jobs_of(request: Request) -> ImportJobs:
-    """The app's import workers."""
-    jobs: ImportJobs = request.app.state.jobs
-    return jobs
-
-
-def playback_of(request: Request) -> PlaybackService:
-    """The app's video service: accounts, policy, archive, custody."""
-    playback: PlaybackService = request.app.state.video
-    return playback
-
-
-SettingsDep = Annotated[Settings, Depends(settings_of)]
-CatalogueDep = Annotated[Catalogue, Depends(catalogue_of)]
-JobsDep = Annotated[ImportJobs, Depends(jobs_of)]
-PlaybackDep = Annotated[PlaybackService, Depends(playback_of)]
+#: the app's settings
+SettingsDep = Annotated[Settings, Depends(_state("settings", Settings))]
+#: the app's store and loaded elections
+CatalogueDep = Annotated[Catalogue, Depends(_state("catalogue", Catalogue))]
+#: the app's import workers
+JobsDep = Annotated[ImportJobs, Depends(_state("jobs", ImportJobs))]
+#: the app's video service: accounts, policy, archive, custody
+PlaybackDep = Annotated[PlaybackService, Depends(_state("video", PlaybackService))]

@@ -83,16 +83,26 @@ def series_charts(series: TurnoutSeries) -> dict[str, Any]:
     }
 
 
-def _national_chart(national: list[dict[str, Any]]) -> dict[str, Any]:
+def _series_chart(
+    title: str, values: list[dict[str, Any]], encoding: dict[str, Any]
+) -> dict[str, Any]:
+    """A container-wide line chart over the elections' dates (``encoding`` adds y and the rest)."""
     return {
         "$schema": _SCHEMA,
-        "title": "Turnout (stations counted)",
+        "title": title,
         "width": "container",
         "height": 220,
-        "data": {"values": national},
+        "data": {"values": values},
         "mark": {"type": "line", "point": True},
-        "encoding": {
-            "x": _X,
+        "encoding": {"x": _X, **encoding},
+    }
+
+
+def _national_chart(national: list[dict[str, Any]]) -> dict[str, Any]:
+    return _series_chart(
+        "Turnout (stations counted)",
+        national,
+        {
             "y": {
                 "field": "turnout",
                 "type": "quantitative",
@@ -101,19 +111,14 @@ def _national_chart(national: list[dict[str, Any]]) -> dict[str, Any]:
             },
             "tooltip": _TOOLTIP,
         },
-    }
+    )
 
 
 def _shares_chart(shares: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "$schema": _SCHEMA,
-        "title": "Share of stations at a whole-percent turnout and above 95 %",
-        "width": "container",
-        "height": 220,
-        "data": {"values": shares},
-        "mark": {"type": "line", "point": True},
-        "encoding": {
-            "x": _X,
+    return _series_chart(
+        "Share of stations at a whole-percent turnout and above 95 %",
+        shares,
+        {
             "y": {"field": "share", "type": "quantitative", "axis": _PERCENT},
             "color": {"field": "of stations", "type": "nominal"},
             "tooltip": [
@@ -122,7 +127,7 @@ def _shares_chart(shares: list[dict[str, Any]]) -> dict[str, Any]:
                 {"field": "share", "format": ".1%"},
             ],
         },
-    }
+    )
 
 
 def _regions_chart(regional: list[dict[str, Any]]) -> dict[str, Any]:

@@ -481,21 +481,9 @@ def fingerprint_spec(
         "data": {"values": cells},
         "mark": {"type": "rect"},
         "encoding": {
-            "x": {
-                "field": "x0",
-                "type": "quantitative",
-                "title": "turnout",
-                "scale": {"domain": [0, 1]},
-                "axis": {"format": "%"},
-            },
+            "x": _percent_axis("x0", "turnout"),
             "x2": {"field": "x1"},
-            "y": {
-                "field": "y0",
-                "type": "quantitative",
-                "title": "leader's vote share",
-                "scale": {"domain": [0, 1]},
-                "axis": {"format": "%"},
-            },
+            "y": _percent_axis("y0", "leader's vote share"),
             "y2": {"field": "y1"},
             "color": color,
         },
@@ -503,6 +491,17 @@ def fingerprint_spec(
 
 
 # --- station page -------------------------------------------------------------------------------
+def _percent_axis(field: str, title: str) -> dict[str, Any]:
+    """A quantitative axis of a share on a fixed [0, 1] scale, labelled in percent."""
+    return {
+        "field": field,
+        "type": "quantitative",
+        "title": title,
+        "scale": {"domain": [0, 1]},
+        "axis": {"format": "%"},
+    }
+
+
 def _find_station(election: Election, station_id: str) -> dict[str, Any]:
     rows = _derived(election).filter(pl.col("station_id") == station_id).head(1).to_dicts()
     if not rows:

@@ -156,23 +156,35 @@ def _turnout_selection(election: Election, extra: Mapping[str, pl.Expr] | None =
     )
 
 
+def _chart(
+    title: str, mark: str, data: list[dict[str, Any]], encoding: dict[str, Any]
+) -> dict[str, Any]:
+    """A Vega-Lite spec of ``data`` (the stations' bins) drawn as ``mark``."""
+    return {
+        "$schema": VEGA_LITE,
+        "title": title,
+        "data": {"values": data},
+        "mark": mark,
+        "encoding": encoding,
+    }
+
+
 def _histogram(title: str, values: np.ndarray, label: str) -> dict[str, Any]:
     counts, edges = np.histogram(values, bins=100, range=(0.0, 1.0))
     data = [
         {"from": float(edges[i]), "to": float(edges[i + 1]), "stations": int(c)}
         for i, c in enumerate(counts)
     ]
-    return {
-        "$schema": VEGA_LITE,
-        "title": title,
-        "data": {"values": data},
-        "mark": "bar",
-        "encoding": {
+    return _chart(
+        title,
+        "bar",
+        data,
+        {
             "x": {"field": "from", "type": "quantitative", "bin": {"binned": True}, "title": label},
             "x2": {"field": "to"},
             "y": {"field": "stations", "type": "quantitative"},
         },
-    }
+    )
 
 
 def _heatmap(title: str, x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str) -> dict[str, Any]:
@@ -187,19 +199,18 @@ def _heatmap(title: str, x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str)
         }
         for i, j in zip(*np.nonzero(counts), strict=True)
     ]
-    return {
-        "$schema": VEGA_LITE,
-        "title": title,
-        "data": {"values": data},
-        "mark": "rect",
-        "encoding": {
+    return _chart(
+        title,
+        "rect",
+        data,
+        {
             "x": {"field": "x", "type": "quantitative", "title": xlabel},
             "x2": {"field": "x2"},
             "y": {"field": "y", "type": "quantitative", "title": ylabel},
             "y2": {"field": "y2"},
             "color": {"field": "stations", "type": "quantitative", "scale": {"type": "log"}},
         },
-    }
+    )
 
 
 def _regions_table(
@@ -251,6 +262,16 @@ def _region_groups(frame: pl.DataFrame) -> list[tuple[str, np.ndarray]]:
         if index.size >= MINIMUM_REGION_STATIONS:
             groups.append((str(region), index))
     return groups
+
+
+def _require_stations(
+    election: Election, available: int, minimum: int, which: str, hint: str
+) -> None:
+    """Refuse an election with fewer than ``minimum`` usable stations (``which`` says which)."""
+    if available < minimum:
+        raise MethodNotApplicable(
+            f"election {election.id!r}: fewer than {minimum} stations {which}", hint=hint
+        )
 
 
 def _variable_values(

@@ -12,7 +12,6 @@ import numpy as np
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
     METHODS,
-    MethodNotApplicable,
     MethodResult,
 )
 from pollwatch.forensics.eft._base import (
@@ -22,6 +21,7 @@ from pollwatch.forensics.eft._base import (
     _other_variables,
     _region_groups,
     _regions_table,
+    _require_stations,
     _variable_values,
 )
 from pollwatch.forensics.parameters import Boolean, Constraint, Interval, Text
@@ -72,11 +72,7 @@ class EFTDip(_EFTFamily):
 
     def run(self, election: Election) -> MethodResult:
         x, frame, selection, label = _variable_values(election, self.variable)
-        if x.size < 4:
-            raise MethodNotApplicable(
-                f"election {election.id!r}: fewer than 4 stations for {label}",
-                hint="the dip test needs more stations",
-            )
+        _require_stations(election, x.size, 4, f"for {label}", "the dip test needs more stations")
         dip, p_value = dip_test(x)
         details: dict[str, Any] = {
             "variable": label,

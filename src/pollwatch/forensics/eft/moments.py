@@ -11,7 +11,6 @@ import numpy as np
 
 from pollwatch.forensics.base import (
     METHODS,
-    MethodNotApplicable,
     MethodResult,
 )
 from pollwatch.forensics.eft._base import (
@@ -20,6 +19,7 @@ from pollwatch.forensics.eft._base import (
     _histogram,
     _other_variables,
     _region_groups,
+    _require_stations,
     _resampled_sums,
     _variable_values,
 )
@@ -88,11 +88,7 @@ class _MomentMethod(_EFTMethod):
 
     def run(self, election: Election) -> MethodResult:
         x, frame, selection, label = _variable_values(election, self.variable)
-        if x.size < 3:
-            raise MethodNotApplicable(
-                f"election {election.id!r}: fewer than 3 stations for {label}",
-                hint="the moments need more stations",
-            )
+        _require_stations(election, x.size, 3, f"for {label}", "the moments need more stations")
         estimate, interval = self._estimate(x, 0)
         function = self._value
         details: dict[str, Any] = {

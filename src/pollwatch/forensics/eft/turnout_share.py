@@ -4,7 +4,7 @@ of turnout and the leader's vote share."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,7 +15,6 @@ from scipy import stats
 from pollwatch.errors import PollwatchError
 from pollwatch.forensics.base import (
     METHODS,
-    MethodNotApplicable,
     MethodResult,
     Selection,
 )
@@ -29,6 +28,7 @@ from pollwatch.forensics.eft._base import (
     _heatmap,
     _region_groups,
     _regions_table,
+    _require_stations,
     _resampled_sums,
     _turnout_selection,
     _two_sided_normal,
@@ -38,8 +38,10 @@ from pollwatch.results.model import Election
 
 
 def _turnout_and_votes(
-    election: Election, candidate: str
+    election: Election, candidate: str, minimum: int, hint: str
 ) -> tuple[pl.DataFrame, Selection, list[str]]:
+    """The stations with turnout and the candidate's votes, sorted by id; at least ``minimum``
+    of them (``hint`` says why)."""
     columns = candidate_columns(election, candidate)
     if len(columns) != 1:
         raise PollwatchError(f"candidate must name one candidate or 'leader', not {candidate!r}")
@@ -50,6 +52,7 @@ def _turnout_and_votes(
             f"missing {columns[0]}": pl.col(columns[0]).is_not_null(),
         },
     )
+    _require_stations(election, selection.stations.height, minimum, "with turnout and votes", hint)
     return selection.stations.sort("station_id"), selection, columns
 
 
@@ -117,6 +120,47 @@ class _TurnoutShareMethod(_EFTMethod):
             "ballot_share": votes / ballots,
         }
 
+    def _by_region(
+        self, frame: pl.DataFrame, estimate: Callable[[np.ndarray, int], dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Per-region rows (region, stations, then ``estimate(index, salt)``) with q-values."""
+        rows = [
+            {"region": region, "stations": int(index.size), **estimate(index, k)}
+            for k, (region, index) in enumerate(_region_groups(frame), start=1)
+        ]
+        return _regions_table(rows, self.alpha)
+
+    def _tested_result(
+        self,
+        election: Election,
+        selection: Selection,
+        *,
+        p_value: float,
+        p_value_definition: str,
+        chart: dict[str, Any],
+        definitions: Mapping[str, str],
+        **values: Any,
+    ) -> MethodResult:
+        """The result fields both tests fill alike: a test at ``alpha`` over the selected
+        stations with a bootstrap interval at ``level``, and one turnout-share heatmap."""
+        return self.result(
+            election,
+            sample_size=selection.stations.height,
+            p_value=p_value,
+            alpha=self.alpha,
+            significant=bool(p_value < self.alpha),
+            interval_level=self.level,
+            charts={"turnout_share": chart},
+            definitions={
+                "turnout": "ballots_cast / registered",
+                **definitions,
+                "interval": f"bootstrap basic interval, {self.replicates} resamples of stations",
+                "p-value": p_value_definition,
+                "filters": selection.describe(),
+            },
+            **values,
+        )
+
 
 @METHODS.register("eft-sobyanin")
 @dataclass(frozen=True)
@@ -157,12 +201,9 @@ class EFTSobyanin(_TurnoutShareMethod):
         )
 
     def run(self, election: Election) -> MethodResult:
-        frame, selection, columns = _turnout_and_votes(election, self.candidate)
-        if frame.height < 3:
-            raise MethodNotApplicable(
-                f"election {election.id!r}: fewer than 3 stations with turnout and votes",
-                hint="the regression needs more stations",
-            )
+        frame, selection, columns = _turnout_and_votes(
+            election, self.candidate, 3, "the regression needs more stations"
+        )
         a = self._arrays(frame, columns[0])
         slope, effect, interval, p_value, slope_interval = self._estimate(a, 0)
         others = {}
@@ -179,55 +220,45 @@ class EFTSobyanin(_TurnoutShareMethod):
             "slopes_of_all_candidates": others,
         }
         if self.by_region:
-            rows = []
-            for k, (region, index) in enumerate(_region_groups(frame), start=1):
-                sub = {name: v[index] for name, v in a.items()}
-                r_slope, r_effect, r_interval, r_p, _ = self._estimate(sub, k)
-                rows.append(
-                    {
-                        "region": region,
-                        "stations": int(index.size),
-                        "slope": r_slope,
-                        "estimate": r_effect,
-                        "interval": list(r_interval),
-                        "p_value": r_p,
-                    }
+
+            def region_row(index: np.ndarray, salt: int) -> dict[str, Any]:
+                r_slope, r_effect, r_interval, r_p, _ = self._estimate(
+                    {name: v[index] for name, v in a.items()}, salt
                 )
-            details["regions"], details["flagged_regions"] = _regions_table(rows, self.alpha)
+                return {
+                    "slope": r_slope,
+                    "estimate": r_effect,
+                    "interval": list(r_interval),
+                    "p_value": r_p,
+                }
+
+            details["regions"], details["flagged_regions"] = self._by_region(frame, region_row)
         name = next(c.name for c in election.meta.candidates if c.column == columns[0])
-        return self.result(
+        return self._tested_result(
             election,
+            selection,
             statistic_name=f"slope of {name}'s votes / registered on turnout",
             statistic=slope,
-            sample_size=frame.height,
             p_value=p_value,
-            alpha=self.alpha,
-            significant=bool(p_value < self.alpha),
+            p_value_definition="two-sided z-test of the effect with its bootstrap standard error",
             effect_name="slope minus mean share of ballots",
             effect=effect,
             interval=interval,
-            interval_level=self.level,
             details=details,
-            charts={
-                "turnout_share": _heatmap(
-                    "Turnout and share of the electorate",
-                    a["turnout"],
-                    a["electorate_share"],
-                    "turnout",
-                    f"{name}: votes / registered",
-                )
-            },
+            chart=_heatmap(
+                "Turnout and share of the electorate",
+                a["turnout"],
+                a["electorate_share"],
+                "turnout",
+                f"{name}: votes / registered",
+            ),
             definitions={
-                "turnout": "ballots_cast / registered",
                 "share of the electorate": "votes / registered",
                 "share of ballots": "votes / ballots_cast",
                 "statistic": "least-squares slope of votes / registered on turnout",
                 "effect": "slope minus the mean share of ballots (its value when share and "
                 "turnout are unrelated); EFT's own measure, the slope of votes / valid on "
                 "turnout minus the mean of votes / valid, is in details['eft_measure']",
-                "interval": f"bootstrap basic interval, {self.replicates} resamples of stations",
-                "p-value": "two-sided z-test of the effect with its bootstrap standard error",
-                "filters": selection.describe(),
             },
         )
 
@@ -256,12 +287,9 @@ class EFTCorrelation(_TurnoutShareMethod):
         return r, p_value, _basic_interval(r, draws, self.level)
 
     def run(self, election: Election) -> MethodResult:
-        frame, selection, columns = _turnout_and_votes(election, self.candidate)
-        if frame.height < 4:
-            raise MethodNotApplicable(
-                f"election {election.id!r}: fewer than 4 stations with turnout and votes",
-                hint="the correlation needs more stations",
-            )
+        frame, selection, columns = _turnout_and_votes(
+            election, self.candidate, 4, "the correlation needs more stations"
+        )
         a = self._arrays(frame, columns[0])
         r, p_value, interval = self._estimate(a["turnout"], a["share"], 0)
         z = math.atanh(max(min(r, 0.999999), -0.999999))
@@ -276,48 +304,33 @@ class EFTCorrelation(_TurnoutShareMethod):
             "correlations_of_all_candidates": others,
         }
         if self.by_region:
-            rows = []
-            for k, (region, index) in enumerate(_region_groups(frame), start=1):
-                r_r, r_p, r_interval = self._estimate(a["turnout"][index], a["share"][index], k)
-                rows.append(
-                    {
-                        "region": region,
-                        "stations": int(index.size),
-                        "estimate": r_r,
-                        "interval": list(r_interval),
-                        "p_value": r_p,
-                    }
-                )
-            details["regions"], details["flagged_regions"] = _regions_table(rows, self.alpha)
+
+            def region_row(index: np.ndarray, salt: int) -> dict[str, Any]:
+                r_r, r_p, r_interval = self._estimate(a["turnout"][index], a["share"][index], salt)
+                return {"estimate": r_r, "interval": list(r_interval), "p_value": r_p}
+
+            details["regions"], details["flagged_regions"] = self._by_region(frame, region_row)
         name = next(c.name for c in election.meta.candidates if c.column == columns[0])
-        return self.result(
+        return self._tested_result(
             election,
+            selection,
             statistic_name=f"correlation of turnout and {name}'s vote share",
             statistic=r,
-            sample_size=frame.height,
             p_value=p_value,
-            alpha=self.alpha,
-            significant=bool(p_value < self.alpha),
+            p_value_definition="two-sided t-test of zero correlation",
             effect_name="Pearson correlation",
             effect=r,
             interval=interval,
-            interval_level=self.level,
             details=details,
-            charts={
-                "turnout_share": _heatmap(
-                    "Turnout and vote share",
-                    a["turnout"],
-                    a["share"],
-                    "turnout",
-                    f"{name}: votes / valid",
-                )
-            },
+            chart=_heatmap(
+                "Turnout and vote share",
+                a["turnout"],
+                a["share"],
+                "turnout",
+                f"{name}: votes / valid",
+            ),
             definitions={
-                "turnout": "ballots_cast / registered",
                 "share": "votes / valid",
                 "statistic": "Pearson correlation over stations",
-                "interval": f"bootstrap basic interval, {self.replicates} resamples of stations",
-                "p-value": "two-sided t-test of zero correlation",
-                "filters": selection.describe(),
             },
         )

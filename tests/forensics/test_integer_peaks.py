@@ -285,19 +285,12 @@ def test_integer_shares_detects_rounded_results(clean: Election) -> None:
 
 @pytest.mark.data
 def test_integer_shares_separates_russia_2018_from_us_2016(
-    russia: dict[str, Election], mirror: Path
+    russia: dict[str, Election], mirror: Path, us_2016: Election
 ) -> None:
     # measured here: Russia 2018 excess 874 (p 3e-22), US 2016 excess 34 (p 0.37)
-    from tests.forensics.test_eft import _dataset
-
     russian_result = IntegerShares().run(russian(russia, mirror, "2018"))
     assert russian_result.significant and (russian_result.effect or 0) > 500
-    us = _dataset(
-        mirror,
-        "us-2016-president-medsl",
-        "us_2016_president_precinct_medsl/us_2016_president_precinct_medsl.csv.gz",
-    )
-    us_result = IntegerShares().run(us)
+    us_result = IntegerShares().run(us_2016)
     assert not us_result.significant
     assert us_result.p_value is not None and us_result.p_value > 0.01
 

@@ -14,17 +14,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pollwatch"
 # (tests/test_docs_architecture.py checks the page against this table)
 FORBIDDEN = {
     "results": {"cli", "web", "evidence", "forensics", "reports", "calibration"}
-    | {"video", "turnout", "testing", "synthetic"},
+    | {"video", "turnout", "testing", "synthetic", "appdb", "observers"},
     "evidence": {"cli", "web", "results", "forensics", "reports", "calibration", "video"}
-    | {"turnout", "testing", "synthetic"},
+    | {"turnout", "testing", "synthetic", "appdb", "observers"},
+    "appdb": {"cli", "web", "results", "evidence", "forensics", "reports", "calibration"}
+    | {"video", "turnout", "testing", "synthetic", "observers"},
     "forensics": {"cli", "web", "evidence", "reports", "calibration"}
-    | {"video", "turnout", "testing", "synthetic"},
+    | {"video", "turnout", "testing", "synthetic", "observers"},
     "synthetic": {"cli", "web", "evidence", "reports", "calibration"}
-    | {"video", "turnout", "testing", "forensics"},
+    | {"video", "turnout", "testing", "forensics", "observers"},
+    "observers": {"cli", "web", "forensics", "reports", "calibration"}
+    | {"video", "turnout", "testing", "synthetic"},
     "calibration": {"cli", "web", "evidence", "reports", "turnout", "testing"},
     "reports": {"cli", "web", "video", "calibration", "turnout", "testing"},
     "video": {"cli", "web", "results", "forensics", "reports", "calibration"}
-    | {"turnout", "testing", "synthetic"},
+    | {"turnout", "testing", "synthetic", "observers"},
     "web": {"cli", "testing"},
     "turnout": {"cli", "web", "evidence", "reports", "calibration", "video", "testing"},
     "testing": {"cli", "web"},

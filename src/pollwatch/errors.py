@@ -16,8 +16,10 @@ Hierarchy::
     ├── RegistryError              an unknown importer / method / dataset name
     ├── EvidenceError              the evidence archive refuses (unknown item, bad key, not init)
     │   └── VerificationError      a proof, signature, checksum or bundle does not verify
-    └── VideoError                 video refuses (unknown station/camera, bad stream or manifest)
-        └── PolicyError            the playback policy is invalid or denies an action
+    ├── VideoError                 video refuses (unknown station/camera, bad stream or manifest)
+    │   └── PolicyError            the playback policy is invalid or denies an action
+    ├── DatabaseError              the application database cannot be opened or migrated
+    └── ObserverError              observers refuse (bad form, submission, rule, SMS, protocol copy)
 
 Every message says what was wrong, where (file, row, column, parameter) and how to fix it;
 the CLI prints it as one line and exits non-zero, never a traceback.
@@ -30,12 +32,14 @@ from pathlib import Path
 __all__ = [
     "ColumnError",
     "CountError",
+    "DatabaseError",
     "DatasetError",
     "EvidenceError",
     "FormatError",
     "InputError",
     "LimitError",
     "MappingError",
+    "ObserverError",
     "PolicyError",
     "PollwatchError",
     "RegistryError",
@@ -166,3 +170,11 @@ class VideoError(PollwatchError):
 
 class PolicyError(VideoError):
     """The playback policy is malformed, or it denies the action asked for."""
+
+
+class DatabaseError(PollwatchError):
+    """The application database cannot be opened, reached or migrated (names the URL's place)."""
+
+
+class ObserverError(PollwatchError):
+    """Observers refuse: a bad form, submission, rule, coded SMS, plan or protocol copy."""

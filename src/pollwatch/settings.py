@@ -49,6 +49,8 @@ class Settings:
         import_workers: how many worker processes the dashboard runs imports in.
         import_wait_seconds: how long an import request waits for its job before answering
             with the job to poll (``202``) instead of the election (``201``).
+        database_url: the SQLAlchemy URL of the application database (observers, and later
+            accounts and jobs); empty means the embedded SQLite file ``<home>/app.db``.
         config_file: the TOML file the other values were read from, if any.
     """
 
@@ -65,6 +67,7 @@ class Settings:
     import_max_cells: int = 50_000_000
     import_workers: int = 1
     import_wait_seconds: float = 30.0
+    database_url: str = ""
     config_file: Path | None = None
 
     @property
@@ -86,6 +89,11 @@ class Settings:
     def video_dir(self) -> Path:
         """``<home>/video``: recorder spool, accounts, sessions and the playback policy."""
         return self.home / "video"
+
+    @property
+    def app_database_url(self) -> str:
+        """The application database: ``database_url``, or SQLite at ``<home>/app.db``."""
+        return self.database_url or f"sqlite:///{self.home / 'app.db'}"
 
     @property
     def elections_dir(self) -> Path:
@@ -164,6 +172,11 @@ FIELDS: dict[str, tuple[str, str, str]] = {
         "POLLWATCH_IMPORT_WAIT_SECONDS",
         "import_wait_seconds",
         "how long an import request waits for its job before answering 202 with the job",
+    ),
+    "database_url": (
+        "POLLWATCH_DATABASE_URL",
+        "database_url",
+        "SQLAlchemy URL of the application database (default: SQLite at <home>/app.db)",
     ),
     "config_file": ("POLLWATCH_CONFIG", "-", "path of the TOML config file"),
 }
@@ -336,8 +349,19 @@ def load_settings(
         picked = pick(name)
         if picked is not None:
             limits[name] = _parse_number(*picked, minimum=minimum, integer=integer)
+    database_value = pick("database_url")
+    database_url = ""
+    if database_value:
+        raw, where = database_value
+        if not isinstance(raw, str) or "://" not in raw:
+            raise SettingsError(
+                f"{where}: {raw!r} is not a database URL",
+                hint="e.g. sqlite:///path/app.db or postgresql+psycopg://host/db",
+            )
+        database_url = raw.strip()
     return Settings(
         home=home,
+        database_url=database_url,
         data_mirror=mirror,
         download=download,
         actor=actor,
